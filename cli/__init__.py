@@ -1,0 +1,1 @@
+"""The ``demmi`` command line (installed as the package ``demmi_cli``)."""

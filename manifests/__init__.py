@@ -1,0 +1,1 @@
+"""Versioned DeMMI-RF recipes and published baseline results (data only; installed as ``demmi_manifests``)."""

@@ -1,0 +1,47 @@
+"""Shared fixtures: the embedded sample pairs and, when present, the project's 38 real pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from demmi_rf.samples import sample_root
+
+REPO = Path(__file__).resolve().parents[1]
+REALPAIRS = REPO.parent / "shared" / "data" / "realpairs"
+GOLDEN = REPO.parent / "shared" / "docs" / "metrics-golden"
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """Embedded sample pairs (always present: they ship inside the package)."""
+    return sample_root()
+
+
+@pytest.fixture(scope="session")
+def realpairs_dir(samples_dir: Path) -> Path:
+    """The 38 real pairs of ../shared when present, else the embedded samples (same kind of data)."""
+    return REALPAIRS if REALPAIRS.is_dir() else samples_dir
+
+
+def _read(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB" if im.mode in ("RGB", "RGBA", "P") else "L"))
+
+
+@pytest.fixture(scope="session")
+def msrs_pair(samples_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(vis RGB HxWx3, ir HxW) of one real 640x480 MSRS pair."""
+    d = samples_dir / "MSRS" / "test"
+    return _read(d / "vi" / "00004N.png"), _read(d / "ir" / "00004N.png")
+
+
+@pytest.fixture(scope="session")
+def tno_pair(samples_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(vis gray HxW, ir HxW) of one real TNO pair."""
+    d = samples_dir / "TNO"
+    return _read(d / "vi" / "07.png"), _read(d / "ir" / "07.png")
