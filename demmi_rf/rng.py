@@ -47,4 +47,5 @@ def generator(seed: int, pair_id: str, setting: str, modality: str) -> np.random
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(stable_words(int(seed), pair_id, setting, modality))))
+    sequence = np.random.SeedSequence(stable_words(int(seed), pair_id, setting, modality))
+    return np.random.Generator(np.random.PCG64(sequence))
