@@ -1,0 +1,35 @@
+"""Array helpers shared by the atoms: the float32 work buffer and the single final quantisation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def work_buffer(image: np.ndarray, inplace: bool = False) -> np.ndarray:
+    """A float32 array on the 0-255 scale that an atom may modify.
+
+    uint8 (or any non-float32) input is converted (a new array); a float32 input is copied unless
+    ``inplace`` (then the caller's buffer is reused and overwritten).
+    """
+    image = np.asarray(image)
+    if image.dtype != np.float32:
+        if image.dtype.kind not in "uif" or image.dtype == np.bool_:
+            raise TypeError(f"expected a numeric image array, got dtype {image.dtype}")
+        return image.astype(np.float32)
+    if inplace and image.flags.c_contiguous and image.flags.writeable:
+        return image
+    return np.array(image, dtype=np.float32, order="C", copy=True)
+
+
+def quantize(work: np.ndarray) -> np.ndarray:
+    r"""float32 0-255 -> uint8: clip to [0, 255] then round half to even (``np.rint``), once, at the end.
+
+    .. math:: y = \operatorname{rint}(\min(\max(x, 0), 255))
+
+    Clipping before the cast is what prevents the float -> uint8 wrap-around (``-1 -> 255``) of a bare
+    ``astype``; rounding instead of truncation keeps the mean unbiased (truncation shifts it by -0.5).
+    ``work`` is modified in place.
+    """
+    np.clip(work, 0.0, 255.0, out=work)
+    np.rint(work, out=work)
+    return work.astype(np.uint8)

@@ -1,0 +1,78 @@
+"""Reading parameter ranges of a recipe's ``[degradations.<atom>]`` table, and drawing from them.
+
+Recipe convention: a number is fixed (nothing is drawn); ``[a, b]`` of floats is uniform on ``[a, b]``
+(``rng.uniform``, one draw); a list of integers is a uniform choice among them (``rng.integers``, one draw).
+Malformed ranges raise :class:`~demmi_rf.errors.RecipeError` naming ``degradations.<atom>.<key>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import RecipeError
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def value(ranges: Mapping[str, Any], key: str, atom: str) -> Any:
+    """``ranges[key]``, or a RecipeError naming the missing key."""
+    if not isinstance(ranges, Mapping):
+        raise RecipeError(f"degradations.{atom}: expected a table of parameter ranges, got {ranges!r}")
+    if key not in ranges:
+        raise RecipeError(f"degradations.{atom}: missing parameter {key!r} (have: {', '.join(ranges) or 'none'})")
+    return ranges[key]
+
+
+def fixed(ranges: Mapping[str, Any], key: str, atom: str, lo: float = -np.inf, hi: float = np.inf) -> float:
+    """A fixed number (no draw), checked to lie in ``[lo, hi]``."""
+    v = value(ranges, key, atom)
+    if not _is_number(v):
+        raise RecipeError(f"degradations.{atom}.{key}: expected a number, got {v!r}")
+    return _check(float(v), key, atom, lo, hi)
+
+
+def uniform(
+    rng: np.random.Generator, ranges: Mapping[str, Any], key: str, atom: str,
+    lo: float = -np.inf, hi: float = np.inf,
+) -> float:
+    """A number: fixed if the range is a number, else one ``rng.uniform(a, b)`` draw for ``[a, b]``."""
+    v = value(ranges, key, atom)
+    if _is_number(v):
+        return _check(float(v), key, atom, lo, hi)
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(x) for x in v):
+        a, b = float(v[0]), float(v[1])
+        if a > b:
+            raise RecipeError(f"degradations.{atom}.{key}: range [{a}, {b}] has low > high")
+        _check(a, key, atom, lo, hi)
+        _check(b, key, atom, lo, hi)
+        return float(rng.uniform(a, b))
+    raise RecipeError(f"degradations.{atom}.{key}: expected a number or [low, high], got {v!r}")
+
+
+def choice(
+    rng: np.random.Generator, ranges: Mapping[str, Any], key: str, atom: str,
+    lo: int = -(2**62), hi: int = 2**62,
+) -> int:
+    """An integer: fixed if the range is an integer, else a uniform choice (one ``rng.integers`` draw)."""
+    v = value(ranges, key, atom)
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return int(_check(int(v), key, atom, lo, hi))
+    if (
+        isinstance(v, (list, tuple)) and v
+        and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in v)
+    ):
+        for x in v:
+            _check(int(x), key, atom, lo, hi)
+        return int(v[int(rng.integers(len(v)))])
+    raise RecipeError(f"degradations.{atom}.{key}: expected an integer or a list of integers, got {v!r}")
+
+
+def _check(v: float, key: str, atom: str, lo: float, hi: float) -> float:
+    if not (lo <= v <= hi) or v != v:
+        raise RecipeError(f"degradations.{atom}.{key}: {v} is outside the valid interval [{lo}, {hi}]")
+    return v

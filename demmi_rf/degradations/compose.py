@@ -1,0 +1,175 @@
+"""Composition: degrade one registered IR/VIS pair under one setting (benchmark spec sections 2-4).
+
+For each modality that the setting changes:
+
+1. one generator ``demmi_rf.rng.generator(seed, pair_id, canonical setting name, modality)``;
+2. the image is converted to float32 on the 0-255 scale;
+3. the modality's atoms run in application order (VIS: haze -> defocus -> noise; IR: stripe), each first
+   drawing its scalar parameters, then applying its model (which may draw per-pixel / per-column values),
+   so the draw order within a modality is the application order;
+4. clip to [0, 255] and round half to even (``np.rint``) to uint8, once, at the end.
+
+A modality the setting does not change is returned as the very input array (bit-identical, no copy). The
+generators depend only on (seed, pair id, setting, modality): a sample's pixels do not depend on which other
+settings are built, in which order, or by how many workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..rng import generator, seed_material
+from ..settings import Setting, parse_setting
+from ._arrays import quantize
+
+__all__ = ["degrade", "DegradedPair", "default_ranges", "run_chain"]
+
+
+@dataclass(frozen=True, eq=False)
+class DegradedPair:
+    """The result of :func:`degrade`.
+
+    ``vis``/``ir`` are uint8 with the input shapes (an unchanged modality is the input array itself);
+    ``setting`` the canonical setting name; ``params`` maps each atom of the setting (canonical order) to its
+    drawn scalar parameters (plain JSON values).
+    """
+
+    vis: np.ndarray
+    ir: np.ndarray
+    setting: str
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pair_id: str = ""
+    seed: int | None = None
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """The modalities this setting changed (``("vis",)``, ``("ir",)``, both or none)."""
+        s = parse_setting(self.setting)
+        return tuple(m for m, c in (("vis", s.changes_vis), ("ir", s.changes_ir)) if c)
+
+    @property
+    def seed_material(self) -> dict[str, str]:
+        """For each changed modality, the exact string hashed into its generator (see :mod:`demmi_rf.rng`)."""
+        if self.seed is None:
+            return {}
+        return {m: seed_material(self.seed, self.pair_id, self.setting, m) for m in self.changed}
+
+
+@lru_cache(maxsize=1)
+def _v1_ranges() -> dict[str, dict[str, Any]]:
+    from ..recipe import load_recipe
+
+    return load_recipe("demmi-rf-v1").degradations
+
+
+def default_ranges() -> dict[str, dict[str, Any]]:
+    """The parameter ranges of the ``demmi-rf-v1`` recipe (``[degradations.*]``), loaded once."""
+    return _v1_ranges()
+
+
+def _check_inputs(vis: Any, ir: Any, depth: Any) -> None:
+    if not isinstance(vis, np.ndarray) or vis.dtype != np.uint8:
+        raise TypeError(f"vis must be a uint8 numpy array, got {_describe(vis)}")
+    if not isinstance(ir, np.ndarray) or ir.dtype != np.uint8:
+        raise TypeError(f"ir must be a uint8 numpy array, got {_describe(ir)}")
+    if not (vis.ndim == 2 or (vis.ndim == 3 and vis.shape[2] == 3)):
+        raise ValueError(f"vis must be H x W x 3 (RGB) or H x W (gray), got shape {vis.shape}")
+    if ir.ndim != 2:
+        hint = " (squeeze the channel axis)" if ir.ndim == 3 and ir.shape[2] == 1 else ""
+        raise ValueError(f"ir must be H x W (one channel), got shape {ir.shape}{hint}")
+    if vis.shape[:2] != ir.shape:
+        raise ValueError(f"vis and ir differ in size: vis {vis.shape[:2]} vs ir {ir.shape} (H, W)")
+    if min(ir.shape) < 1:
+        raise ValueError(f"empty images: shape {ir.shape}")
+    if depth is not None and np.shape(depth) != ir.shape:
+        raise ValueError(f"depth map has shape {np.shape(depth)}, expected the pair's H x W {ir.shape}")
+
+
+def _describe(a: Any) -> str:
+    if isinstance(a, np.ndarray):
+        return f"array of dtype {a.dtype} and shape {a.shape}"
+    return type(a).__name__
+
+
+def _atom_ranges(ranges: Mapping[str, Any], atom: str) -> Mapping[str, Any]:
+    try:
+        return ranges[atom]
+    except KeyError:
+        from ..errors import RecipeError
+
+        raise RecipeError(
+            f"no parameter ranges for atom {atom!r} (expected a [degradations.{atom}] table; "
+            f"have: {', '.join(ranges) or 'none'})"
+        ) from None
+
+
+def run_chain(
+    image: np.ndarray, setting: Setting, modality: str, rng: np.random.Generator,
+    ranges: Mapping[str, Any], depth: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
+    """Apply the ``modality`` atoms of ``setting`` in application order to ``image`` (any real dtype);
+    returns the float32 result (not clipped, not rounded) and ``{atom: drawn params}``."""
+    work = image.astype(np.float32)
+    drawn: dict[str, dict[str, Any]] = {}
+    for atom in setting.chain(modality):
+        extra = {"depth": depth} if (atom.family == "haze" and depth is not None) else {}
+        work, drawn[atom.name] = atom.run(work, rng, _atom_ranges(ranges, atom.name), inplace=True, **extra)
+    return work, drawn
+
+
+def degrade(
+    vis: np.ndarray,
+    ir: np.ndarray,
+    setting: str | Setting,
+    seed: int,
+    *,
+    pair_id: str,
+    depth: np.ndarray | None = None,
+    ranges: Mapping[str, Mapping[str, Any]] | None = None,
+) -> DegradedPair:
+    """Degrade the registered pair ``(vis, ir)`` under ``setting`` (e.g. ``"noise50+haze+stripe"``).
+
+    Args:
+        vis: uint8 H x W x 3 (RGB) or H x W (gray).
+        ir: uint8 H x W.
+        setting: a setting string (any atom order) or a parsed :class:`~demmi_rf.settings.Setting`.
+        seed: the recipe seed (non-negative int).
+        pair_id: the pair's stable id ``<source>/<stem>``; part of the generator key.
+        depth: optional H x W depth map (larger = farther) replacing haze's radial pseudo-depth.
+        ranges: per-atom parameter ranges as in a recipe's ``[degradations.*]`` tables; ``None`` = v1 recipe.
+
+    Randomness: VIS atoms draw from ``generator(seed, pair_id, setting.name, "vis")`` in the order
+    haze -> defocus -> noise, IR atoms from ``generator(..., "ir")``. Arithmetic is float32 on 0-255; each
+    modality is clipped and rounded (half to even) to uint8 once, at the end of its chain.
+
+    Raises:
+        SettingError: unknown atom, two noise levels, empty setting (lists the valid names).
+        TypeError / ValueError: wrong dtype or shape, mismatched sizes, bad depth map.
+        RecipeError: ``ranges`` lacks an atom's table or holds a malformed range.
+    """
+    s = parse_setting(setting)
+    _check_inputs(vis, ir, depth)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(pair_id, str) or not pair_id:
+        raise ValueError(f"pair_id must be a non-empty string like 'msrs/00004N', got {pair_id!r}")
+    if ranges is None:
+        ranges = default_ranges()
+    drawn: dict[str, dict[str, Any]] = {}
+    out = {"vis": vis, "ir": ir}
+    for modality, image in (("vis", vis), ("ir", ir)):
+        if not s.chain(modality):
+            continue
+        rng = generator(seed, pair_id, s.name, modality)
+        work, d = run_chain(image, s, modality, rng, ranges, depth if modality == "vis" else None)
+        out[modality] = quantize(work)
+        drawn.update(d)
+    params = {name: drawn[name] for name in s.atoms}
+    return DegradedPair(
+        vis=out["vis"], ir=out["ir"], setting=s.name, params=params, pair_id=pair_id, seed=int(seed)
+    )
