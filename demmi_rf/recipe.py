@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,6 +25,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_RECIPE = "demmi-rf-v1"
+# keys a recipe may hold besides the required ones: a free-text description, and ``base`` (name and hash of
+# the recipe this one was derived from by :meth:`Recipe.with_overrides`).
+_OPTIONAL = {"description": str, "base": dict}
+# atoms of spec v1 (used when demmi_rf.settings is not importable)
+_V1_ATOMS = ("noise15", "noise25", "noise50", "defocus", "haze", "stripe")
 _REQUIRED = {
     "name": str,
     "spec_version": str,
@@ -91,6 +97,26 @@ class Recipe:
     def to_json(self) -> dict[str, Any]:
         return copy.deepcopy(self.data)
 
+    def with_overrides(self, *, seed: int | None = None, settings: Iterable[str] | None = None) -> Recipe:
+        """A derived recipe with another ``seed`` and/or only some of this recipe's ``settings``.
+
+        ``settings`` are canonicalised (``haze+noise50`` -> ``noise50+haze``) and kept in this recipe's order,
+        so the order the user typed them in never changes the result. Every one must be a setting of this
+        recipe (:class:`RecipeError` otherwise, listing them). When anything changes, the derived recipe
+        records ``base = {name, hash}`` of this one; its own hash therefore differs.
+        """
+        data = copy.deepcopy(self.data)
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise RecipeError(f"{self.path or self.name}: seed must be a non-negative integer, got {seed!r}")
+            data["seed"] = int(seed)
+        if settings is not None:
+            data["settings"] = narrow_settings(self, settings)
+        if data == self.data:
+            return self
+        data.setdefault("base", {"name": self.name, "hash": self.hash})
+        return validate_recipe(data, where=self.path or self.name)
+
 
 def recipe_hash(data: dict[str, Any]) -> str:
     """sha256 hex digest of the canonical JSON form of a recipe table."""
@@ -133,7 +159,13 @@ def validate_recipe(data: dict[str, Any], where: str = "<recipe>") -> Recipe:
             continue
         elif not isinstance(data[key], typ) or isinstance(data[key], bool):
             problems.append(f"{key!r} must be {typ.__name__}, got {type(data[key]).__name__}")
-    if not problems:
+    type_ok = not problems
+    for key in sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL)):
+        problems.append(f"unknown key {key!r} (allowed: {', '.join([*_REQUIRED, *_OPTIONAL])})")
+    for key, typ in _OPTIONAL.items():
+        if key in data and not isinstance(data[key], typ):
+            problems.append(f"{key!r} must be {typ.__name__}, got {type(data[key]).__name__}")
+    if type_ok:
         if data["seed"] < 0:
             problems.append("'seed' must be >= 0")
         if not 0.0 <= float(data["test_fraction"]) <= 1.0:
@@ -143,6 +175,7 @@ def validate_recipe(data: dict[str, Any], where: str = "<recipe>") -> Recipe:
         if not data["settings"]:
             problems.append("'settings' is empty")
         problems.extend(_check_settings(data["settings"]))
+        problems.extend(_check_degradations(data["degradations"], data["settings"]))
     if problems:
         raise RecipeError(f"{where}: invalid recipe: " + "; ".join(problems))
     return Recipe(data=copy.deepcopy(data), path=where)
@@ -173,3 +206,100 @@ def _check_settings(settings: list[Any]) -> list[str]:
             problems.append(f"setting {canon!r} listed twice")
         seen.add(canon)
     return problems
+
+
+def _known_atoms() -> tuple[str, ...]:
+    try:
+        from .degradations import names  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - during bootstrap only
+        return _V1_ATOMS
+    return tuple(names())
+
+
+def _dry_draw(atom: str, params: dict[str, Any]) -> str | None:
+    """Draw ``atom``'s parameters once from ``params`` on a tiny image, so that the atom's own checks (missing
+    key, value out of its valid range) run at load time; returns the error message or None."""
+    try:
+        import numpy as np  # noqa: PLC0415
+
+        from .degradations import get  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - during bootstrap only
+        return None
+    try:
+        get(atom).draw(np.random.default_rng(0), np.zeros((8, 8, 3), np.float32), params)
+    except (RecipeError, ValueError, TypeError, KeyError) as exc:
+        return str(exc)
+    return None
+
+
+def _atoms_of(setting: str) -> list[str]:
+    return [] if setting == "clean" else setting.split("+")
+
+
+def _check_degradations(table: dict[str, Any], settings: list[Any]) -> list[str]:
+    """Problems with the per-atom parameter ranges: unknown atoms, non-numeric values, reversed ranges, and
+    atoms used by a setting without an entry."""
+    problems = []
+    known = _known_atoms()
+    for atom in sorted(table):
+        params = table[atom]
+        if atom not in known:
+            problems.append(f"degradations: unknown atom {atom!r} (known: {', '.join(known)})")
+            continue
+        if not isinstance(params, dict):
+            problems.append(f"degradations.{atom} must be a table of parameters")
+            continue
+        before = len(problems)
+        for key, value in sorted(params.items()):
+            where = f"degradations.{atom}.{key}"
+            values = value if isinstance(value, list) else [value]
+            if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+                problems.append(f"{where} must be a number or a list of numbers, got {value!r}")
+            elif isinstance(value, list) and len(value) == 2 and any(isinstance(v, float) for v in value) \
+                    and value[0] > value[1]:
+                problems.append(f"{where}: range [{value[0]}, {value[1]}] has its bounds reversed")
+        if len(problems) == before:
+            error = _dry_draw(atom, params)
+            if error:
+                problems.append(error)
+    used = sorted({a for s in settings if isinstance(s, str) for a in _atoms_of(s)})
+    for atom in used:
+        if atom in known and atom not in table:
+            problems.append(f"degradations: no parameters for atom {atom!r}, used by the settings")
+    return problems
+
+
+def canonical_setting(name: str) -> str:
+    """The canonical name of a setting (``haze+noise50`` -> ``noise50+haze``); :class:`RecipeError` when it
+    does not parse."""
+    name = name.strip()
+    try:
+        from .settings import parse_setting  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - during bootstrap only
+        return name
+    try:
+        return parse_setting(name).name
+    except ValueError as exc:
+        raise RecipeError(f"setting {name!r}: {exc}") from exc
+
+
+def parse_settings_option(text: str) -> list[str]:
+    """``"haze,stripe,noise50+haze"`` -> canonical setting names (the ``--degradations`` option)."""
+    items = [t for t in (part.strip() for part in text.split(",")) if t]
+    if not items:
+        raise RecipeError(f"--degradations {text!r}: give at least one setting, e.g. 'haze,noise50+haze'")
+    return [canonical_setting(t) for t in items]
+
+
+def narrow_settings(recipe: Recipe, wanted: Iterable[str]) -> list[str]:
+    """``wanted`` (canonicalised) as a sub-list of ``recipe.settings`` in the recipe's order."""
+    chosen = {canonical_setting(w) for w in wanted}
+    if not chosen:
+        raise RecipeError("no setting selected: give at least one of " + ", ".join(recipe.settings))
+    unknown = sorted(chosen - set(recipe.settings))
+    if unknown:
+        raise RecipeError(
+            f"setting(s) {', '.join(unknown)} not in recipe {recipe.name!r}; its settings are: "
+            + ", ".join(recipe.settings) + " (write a recipe file to build other mixtures)"
+        )
+    return [s for s in recipe.settings if s in chosen]

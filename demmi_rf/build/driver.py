@@ -1,0 +1,162 @@
+"""``demmi build``: plan, run the shards on an executor, then write the manifest and the card.
+
+The driver never writes pixels itself: it discovers pairs, plans shards (:mod:`.plan`), prepares the output
+folder (:mod:`.outdir`), runs :func:`.task.run_shard` for every shard on the chosen executor
+(:mod:`.executors`) and, from the shards' results, writes ``manifest.csv``, ``dataset.json`` (the card,
+last) and ``build.json`` (timings). Re-running the same command resumes: complete, valid shards are reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import SPEC_VERSION, __version__
+from ..recipe import DEFAULT_RECIPE, Recipe, load_recipe
+from ..samples import sample_root
+from ..sources import discover
+from ..store.atomic import write_bytes_atomic
+from ..store.card import card_bytes, card_hash, count_samples
+from ..store.checksums import bytes_sha256
+from ..store.citations import source_note
+from ..store.layout import BUILD_LOG, CARD, DATASET_FORMAT, DATASET_FORMAT_VERSION, MANIFEST
+from ..store.manifest import manifest_bytes, rows_to_frame
+from .errors import BuildError
+from .executors import run_tasks
+from .outdir import check_recipe, locked, prepare
+from .plan import ShardTask, plan_shards
+from .task import run_shard
+
+EMBEDDED = "<embedded samples>"
+# progress callback: ("plan", {"shards", "samples"}) once, then ("shard", result) per finished shard
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class BuildReport:
+    """What a build did. ``card`` is the written card, ``card_hash`` its sha256."""
+
+    out: Path
+    recipe: Recipe
+    card: dict[str, Any]
+    card_hash: str
+    built: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    executor: str = "local"
+    workers: int = 1
+
+
+def resolve_recipe(recipe: str | Path | Recipe = DEFAULT_RECIPE, *, settings: Iterable[str] | None = None,
+                   seed: int | None = None) -> Recipe:
+    """The effective recipe: a shipped name, a file or a :class:`Recipe`, narrowed and re-seeded."""
+    base = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    return base.with_overrides(seed=seed, settings=settings)
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
+                  recipe: str | Path | Recipe = DEFAULT_RECIPE, settings: Iterable[str] | None = None,
+                  seed: int | None = None, workers: int | None = None, executor: str = "local",
+                  scheduler: str | None = None, ir16: str = "error",
+                  progress: Progress | None = None) -> BuildReport:
+    """Build (or resume building) a dataset into ``out`` from ``sources`` (the embedded samples when empty).
+
+    Raises :class:`~demmi_rf.build.errors.BuildError` (or another DemmiError) with a message naming the
+    folder, shard or pair at fault; a failed build leaves no shard that looks complete and no card.
+    """
+    start = time.perf_counter()
+    progress = progress or (lambda kind, data: None)
+    workers = workers or default_workers()
+    effective = resolve_recipe(recipe, settings=settings, seed=seed)
+    out = Path(out).absolute()
+    roots = [Path(s).absolute() for s in sources] if sources else [sample_root()]
+    labels = [str(s) for s in sources] if sources else [EMBEDDED]
+    for root in roots:
+        if not root.exists():
+            raise BuildError(f"source {root} does not exist")
+    scan = discover(*roots)
+    if not scan.pairs:
+        problems = "; ".join(str(p) for p in scan.problems[:3])
+        raise BuildError(f"no IR/VIS pairs found under {', '.join(labels)}" + (f" ({problems})" if problems else ""))
+    tasks = plan_shards(scan.pairs, effective, str(out), ir16=ir16, source_roots=tuple(str(r) for r in roots))
+
+    with locked(out):
+        check_recipe(out, effective)
+        prepare(out, {t.file for t in tasks})
+        progress("plan", {"shards": len(tasks), "samples": sum(t.n_samples for t in tasks)})
+        results = run_tasks(tasks, run_shard, executor=executor, workers=workers, scheduler=scheduler,
+                            on_result=lambda r: progress("shard", r))
+        _check_versions(results)
+        card = _write_outputs(out, effective, tasks, results, scan, labels)
+        report = BuildReport(
+            out=out, recipe=effective, card=card, card_hash=card_hash(card_bytes(card)),
+            built=[r["file"] for r in results if not r["reused"]],
+            reused=[r["file"] for r in results if r["reused"]],
+            skipped=card["skipped"], seconds=time.perf_counter() - start, executor=executor,
+            workers=workers,
+        )
+        _write_build_log(out, report, results)
+    return report
+
+
+def _check_versions(results: list[dict[str, Any]]) -> None:
+    other = sorted({r["toolkit_version"] for r in results} - {__version__})
+    if other:
+        raise BuildError(f"workers run demmi-rf {', '.join(other)} but the driver runs {__version__}; install the "
+                         "same version everywhere")
+
+
+def _write_outputs(out: Path, recipe: Recipe, tasks: list[ShardTask], results: list[dict[str, Any]], scan,
+                   labels: list[str]) -> dict[str, Any]:
+    rows = [row for r in results for row in r["rows"]]
+    skipped = [s for r in results for s in r["skipped"]]
+    skipped += [{"pair_id": p.pair_id, "path": str(p.path), "kind": p.kind, "message": p.message,
+                 "shard": None} for p in scan.problems]
+    manifest = manifest_bytes(rows_to_frame(rows))
+    per_source: dict[str, dict[str, int]] = {}
+    for row in rows:
+        if row["setting"] == recipe.settings[0]:
+            per_source.setdefault(row["source"], {"pairs": 0})["pairs"] += 1
+    card = {
+        "format": DATASET_FORMAT, "format_version": DATASET_FORMAT_VERSION,
+        "name": recipe.name, "spec_version": SPEC_VERSION, "toolkit_version": __version__,
+        "recipe": recipe.to_json(), "recipe_hash": recipe.hash,
+        "storage": tasks[0].storage if tasks else {},
+        "counts": count_samples(rows, recipe.settings),
+        "manifest": {"file": MANIFEST, "sha256": bytes_sha256(manifest), "rows": len(rows),
+                     "bytes": len(manifest)},
+        "shards": [{"file": r["file"], "split": r["split"], "index": r["index"], "pairs": len(r["pairs"]),
+                    "samples": len(r["rows"]), "bytes": r["bytes"], "sha256": r["sha256"]} for r in results],
+        "sources": {"roots": labels,
+                    "datasets": [{"source": s, "pairs": n["pairs"], **source_note(s)}
+                                 for s, n in sorted(per_source.items())]},
+        "skipped": sorted(skipped, key=lambda s: (str(s.get("pair_id")), s["path"])),
+    }
+    card["bytes"] = sum(s["bytes"] for s in card["shards"]) + len(manifest)
+    try:
+        write_bytes_atomic(out / MANIFEST, manifest)
+        write_bytes_atomic(out / CARD, card_bytes(card))
+    except OSError as exc:
+        raise BuildError(f"cannot write the manifest/card into {out}: {exc.strerror or exc}") from exc
+    return card
+
+
+def _write_build_log(out: Path, report: BuildReport, results: list[dict[str, Any]]) -> None:
+    log = {"executor": report.executor, "workers": report.workers, "seconds": round(report.seconds, 3),
+           "built": report.built, "reused": report.reused,
+           "shard_seconds": {r["file"]: r["seconds"] for r in results}, "card_hash": report.card_hash,
+           "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        write_bytes_atomic(out / BUILD_LOG, (json.dumps(log, indent=2, sort_keys=True) + "\n").encode())
+    except OSError as exc:  # the dataset itself is complete; the log is informational
+        raise BuildError(f"cannot write {out / BUILD_LOG}: {exc.strerror or exc}") from exc

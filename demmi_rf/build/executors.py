@@ -1,0 +1,141 @@
+"""Executors: run :func:`~demmi_rf.build.task.run_shard` over the planned shards.
+
+* ``local``: one worker runs the shards in this process; more use a process pool started with
+  ``forkserver`` (``spawn`` where fork is unavailable), never plain ``fork`` (unsafe with threads and HDF5).
+* ``dask``: one ``dask.distributed`` task per shard, on the scheduler at ``scheduler`` or on a
+  ``LocalCluster(n_workers=workers, threads_per_worker=1)`` when none is given. Workers write shards into
+  the output folder themselves, so on a cluster that folder (and the sources) must be on a file system every
+  worker sees under the same path; only the small per-shard results travel back to the driver.
+
+Shards are independent and their content depends only on the task, so the executor and the number of
+workers never change a pixel. Shards run largest first, to balance the workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from typing import Any
+
+from .errors import BuildError
+from .plan import ShardTask
+
+EXECUTORS = ("local", "dask")
+OnResult = Callable[[dict[str, Any]], None]
+
+
+def _cost(task: ShardTask) -> int:
+    pixels = sum((p.height or 512) * (p.width or 512) for p in task.pairs)
+    return pixels * len(task.recipe["settings"])
+
+
+def _order(tasks: Sequence[ShardTask]) -> list[ShardTask]:
+    return sorted(tasks, key=lambda t: (-_cost(t), t.file))
+
+
+def run_tasks(tasks: Sequence[ShardTask], fn: Callable[[ShardTask], dict[str, Any]], *, executor: str = "local",
+              workers: int = 1, scheduler: str | None = None, on_result: OnResult | None = None
+              ) -> list[dict[str, Any]]:
+    """Run ``fn`` on every task; results in the order of ``tasks``. The first failure stops the build
+    (pending shards are cancelled) and is raised."""
+    if executor not in EXECUTORS:
+        raise BuildError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise BuildError(f"--workers must be >= 1, got {workers}")
+    if not tasks:
+        return []
+    on_result = on_result or (lambda r: None)
+    if executor == "dask":
+        results = _run_dask(tasks, fn, workers, scheduler, on_result)
+    elif workers == 1 or len(tasks) == 1:
+        results = {}
+        for task in _order(tasks):
+            results[task.file] = fn(task)
+            on_result(results[task.file])
+    else:
+        results = _run_pool(tasks, fn, workers, on_result)
+    return [results[t.file] for t in tasks]
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["demmi_rf.build.task"])
+    return ctx
+
+
+def _run_pool(tasks: Sequence[ShardTask], fn, workers: int, on_result: OnResult) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_mp_context())
+    try:
+        pending = {pool.submit(fn, t): t for t in _order(tasks)}
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_EXCEPTION)
+            for fut in done:
+                task = pending.pop(fut)
+                exc = fut.exception()
+                if exc is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise _as_build_error(exc, task)
+                results[task.file] = fut.result()
+                on_result(results[task.file])
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return results
+
+
+def _as_build_error(exc: BaseException, task: ShardTask) -> BaseException:
+    if isinstance(exc, (BuildError, KeyboardInterrupt)):
+        return exc
+    from ..errors import DemmiError  # noqa: PLC0415
+
+    if isinstance(exc, DemmiError):
+        return exc
+    err = BuildError(f"shard {task.file} failed: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+def _run_dask(tasks: Sequence[ShardTask], fn, workers: int, scheduler: str | None,
+              on_result: OnResult) -> dict[str, dict[str, Any]]:
+    try:
+        from distributed import Client, LocalCluster, as_completed  # noqa: PLC0415
+    except ImportError as exc:
+        raise BuildError("--executor dask needs dask.distributed: pip install 'demmi-rf[dask]'") from exc
+    results: dict[str, dict[str, Any]] = {}
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="30s"))
+            except (OSError, TimeoutError) as exc:
+                raise BuildError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from exc
+        else:
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                silence_logs=logging.ERROR))
+            client = stack.enter_context(Client(cluster))
+        ordered = _order(tasks)
+        futures = client.map(fn, ordered, key=[f"demmi-shard-{t.file}-{t.plan_key[:16]}" for t in ordered],
+                             pure=False)
+        by_key = {f.key: t for f, t in zip(futures, ordered)}
+        try:
+            for fut in as_completed(futures):
+                task = by_key[fut.key]
+                if fut.status != "finished":
+                    exc = fut.exception()
+                    client.cancel(futures)
+                    raise _as_build_error(exc, task)
+                results[task.file] = fut.result()
+                on_result(results[task.file])
+        except BaseException:
+            client.cancel(futures)
+            raise
+    return results

@@ -1,0 +1,155 @@
+"""``demmi verify``: check a dataset against its own checksums.
+
+1. the card parses, the manifest matches the card's sha256 and row count;
+2. every shard listed in the card exists with the recorded size and sha256, and no unknown file lies in
+   ``shards/``;
+3. (full mode) every array of every manifest row decodes and has the manifest's sha256 (clean arrays shared
+   by a pair are hashed once; a mismatch is reported for every sample that uses the array).
+
+Every problem names its shard and, where it applies, sample and array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DatasetError, ShardError
+from .atomic import is_temp_name
+from .card import read_card
+from .checksums import array_sha256, file_sha256
+from .layout import ARRAYS, MANIFEST, SHARD_DIR
+from .manifest import read_manifest
+from .shard import open_shard, read_array
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mismatch or defect, located by shard / sample / array where it applies."""
+
+    message: str
+    shard: str | None = None
+    sample: str | None = None
+    array: str | None = None
+
+    def __str__(self) -> str:
+        where = [x for x in (self.shard, f"sample {self.sample}" if self.sample else None,
+                             f"array {self.array}" if self.array else None) if x]
+        return (": ".join(where) + ": " if where else "") + self.message
+
+
+@dataclass
+class VerifyReport:
+    root: Path
+    quick: bool
+    problems: list[Problem] = field(default_factory=list)
+    shards_checked: int = 0
+    arrays_checked: int = 0
+    samples: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_dataset(root: str | Path, quick: bool = False,
+                   on_shard: Callable[[str], None] | None = None) -> VerifyReport:
+    """Check shards (and, unless ``quick``, every array) of the dataset at ``root``."""
+    root = Path(root)
+    report = VerifyReport(root=root, quick=quick)
+    add = report.problems.append
+    try:
+        card, _ = read_card(root)
+    except DatasetError as exc:
+        add(Problem(str(exc)))
+        return report
+
+    manifest = None
+    mpath = root / MANIFEST
+    entry = card.get("manifest") or {}
+    if not mpath.is_file():
+        add(Problem(f"{MANIFEST} is missing"))
+    else:
+        if entry.get("sha256") and file_sha256(mpath) != entry["sha256"]:
+            add(Problem(f"{MANIFEST}: sha256 differs from the card (edited or corrupted)"))
+        try:
+            manifest = read_manifest(mpath)
+        except DatasetError as exc:
+            add(Problem(str(exc)))
+    if manifest is not None:
+        report.samples = len(manifest)
+        if "rows" in entry and int(entry["rows"]) != len(manifest):
+            add(Problem(f"{MANIFEST}: {len(manifest)} rows, the card records {entry['rows']}"))
+
+    listed = {}
+    for shard in card["shards"]:
+        rel = shard["file"]
+        listed[rel] = shard
+        path = root / rel
+        if not path.is_file():
+            add(Problem("shard file is missing", shard=rel))
+            continue
+        size = path.stat().st_size
+        if "bytes" in shard and size != int(shard["bytes"]):
+            add(Problem(f"size {size} bytes, the card records {shard['bytes']} (truncated or replaced)", shard=rel))
+        if file_sha256(path) != shard["sha256"]:
+            add(Problem("sha256 differs from the card (corrupted or replaced)", shard=rel))
+        report.shards_checked += 1
+        if on_shard and quick:
+            on_shard(rel)
+    shard_dir = root / SHARD_DIR
+    if shard_dir.is_dir():
+        for path in sorted(shard_dir.iterdir()):
+            rel = f"{SHARD_DIR}/{path.name}"
+            if rel not in listed:
+                what = "leftover temporary file of an interrupted build" if is_temp_name(path.name) else \
+                    "file not listed in the card"
+                add(Problem(what, shard=rel))
+    if manifest is not None:
+        for rel in sorted(set(manifest["shard"]) - set(listed)):
+            add(Problem("manifest rows point to a shard the card does not list", shard=rel))
+
+    if quick or manifest is None:
+        return report
+    for rel, rows in manifest.groupby("shard", sort=True):
+        if rel in listed and (root / rel).is_file():
+            _verify_arrays(root, rel, rows, report)
+        if on_shard:
+            on_shard(rel)
+    return report
+
+
+def _verify_arrays(root: Path, rel: str, rows, report: VerifyReport) -> None:
+    add = report.problems.append
+    try:
+        h5 = open_shard(root / rel, label=rel)
+    except ShardError as exc:
+        add(Problem(f"cannot be opened, {len(rows)} sample(s) not checked: {exc}", shard=rel))
+        return
+    computed: dict[str, str | Exception] = {}
+    try:
+        for row in rows.itertuples(index=False):
+            for name in ARRAYS:
+                path = getattr(row, f"{name}_path")
+                expected = getattr(row, f"sha256_{name}")
+                if path not in computed:
+                    try:
+                        computed[path] = array_sha256(read_array(h5, path, rel, sample=row.sample_id))
+                        report.arrays_checked += 1
+                    except ShardError as exc:
+                        computed[path] = exc
+                got = computed[path]
+                if isinstance(got, Exception):
+                    add(Problem(f"unreadable ({path}): {_short(got)}", shard=rel, sample=row.sample_id,
+                                array=name))
+                elif got != expected:
+                    add(Problem(f"sha256 differs from the manifest ({path})", shard=rel,
+                                sample=row.sample_id, array=name))
+    finally:
+        h5.close()
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 300 else text[:297] + "..."
