@@ -1,0 +1,244 @@
+"""The atoms on their own: each formula checked against an independent computation or a statistic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage, signal
+
+from demmi_rf.degradations import atoms, get, names
+from demmi_rf.degradations import defocus, haze, noise, stripe
+from demmi_rf.degradations._arrays import quantize
+from demmi_rf.errors import RecipeError, SettingError
+
+V1_HAZE = {"beta": [1.0, 2.0], "focal_x": [0.3, 0.7], "focal_y": [0.2, 0.5], "t_min": 0.05}
+
+
+def gray(h=96, w=128, c=3, value=128.0):
+    shape = (h, w, c) if c else (h, w)
+    return np.full(shape, value, dtype=np.float32)
+
+
+# --- registry ---------------------------------------------------------------------------------------------
+def test_registry_metadata():
+    assert names() == tuple(a.name for a in atoms())
+    assert {a.name: a.modality for a in atoms()} == {
+        "noise15": "vis", "noise25": "vis", "noise50": "vis", "defocus": "vis", "haze": "vis", "stripe": "ir",
+    }
+    vis_stages = {a.name: a.stage for a in atoms() if a.modality == "vis"}
+    assert vis_stages["haze"] < vis_stages["defocus"] < vis_stages["noise50"]
+    assert get("haze").module is haze and get("noise25").module is noise
+    with pytest.raises(SettingError, match="valid atoms: noise15, noise25, noise50, defocus, haze, stripe"):
+        get("fog")
+
+
+def test_atoms_do_not_modify_their_input_unless_asked():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (40, 50, 3)).astype(np.float32)
+    before = x.copy()
+    for atom, ranges in [
+        (get("noise25"), {"sigma": 25.0}),
+        (get("haze"), V1_HAZE),
+        (get("defocus"), {"radius": [3, 6], "alias_sigma": 0.5}),
+    ]:
+        out, _ = atom.run(x, np.random.default_rng(1), ranges)
+        assert out is not x
+        np.testing.assert_array_equal(x, before)
+    ir = before[:, :, 0].copy()
+    out, _ = get("stripe").run(ir, np.random.default_rng(1), {"offset_std": [3.0, 8.0], "gain_std": 0.0})
+    np.testing.assert_array_equal(ir, before[:, :, 0])
+
+
+# --- noise ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sigma", [15.0, 25.0, 50.0])
+def test_noise_residual_has_zero_mean_and_std_sigma_before_clipping(sigma):
+    x = gray(240, 320)
+    out = noise.apply(x, np.random.default_rng(7), sigma=sigma)
+    res = (out - x).astype(np.float64)
+    n = res.size
+    assert abs(res.mean()) < 4 * sigma / np.sqrt(n)
+    assert abs(res.std() / sigma - 1) < 0.01
+    # independent pixels and channels: neighbouring residuals are uncorrelated
+    assert abs(np.corrcoef(res[:, :-1].ravel(), res[:, 1:].ravel())[0, 1]) < 0.01
+    assert abs(np.corrcoef(res[..., 0].ravel(), res[..., 1].ravel())[0, 1]) < 0.02
+
+
+def test_noise_draws_exactly_the_standard_normals_of_the_generator():
+    x = gray(20, 30)
+    out = noise.apply(x, np.random.default_rng(3), sigma=25.0)
+    expected = x + np.float32(25.0) * np.random.default_rng(3).standard_normal(x.shape, dtype=np.float32)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_noise_draw_records_sigma_and_accepts_a_range():
+    assert noise.draw(np.random.default_rng(0), gray(), {"sigma": 50}) == {"sigma": 50.0}
+    s = noise.draw(np.random.default_rng(0), gray(), {"sigma": [10.0, 20.0]})["sigma"]
+    assert 10.0 <= s <= 20.0
+    with pytest.raises(RecipeError, match="degradations.noise50.sigma"):
+        noise.draw(np.random.default_rng(0), gray(), {"sigma": -1.0}, atom="noise50")
+    with pytest.raises(RecipeError, match="missing parameter 'sigma'"):
+        noise.draw(np.random.default_rng(0), gray(), {}, atom="noise50")
+
+
+# --- haze -------------------------------------------------------------------------------------------------
+def _reference_t(h, w, cx, cy, beta, t_min):
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    corners = [(0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1)]
+    far = max(np.hypot(qx - cx, qy - cy) for qx, qy in corners)
+    d = 1 - np.hypot(xx - cx, yy - cy) / far
+    return np.clip(np.exp(-beta * d), t_min, 1.0)
+
+
+def test_haze_matches_the_scattering_model_with_a_equal_to_the_image_mean():
+    rng = np.random.default_rng(5)
+    j = rng.uniform(0, 255, (60, 80, 3)).astype(np.float32)
+    params = haze.draw(np.random.default_rng(11), j, V1_HAZE)
+    assert params["A"] == pytest.approx(float(j.astype(np.float64).mean()), rel=1e-12)
+    assert 1.0 <= params["beta"] <= 2.0
+    assert 0.3 * 80 <= params["focal_x_px"] <= 0.7 * 80 and 0.2 * 60 <= params["focal_y_px"] <= 0.5 * 60
+    out = haze.apply(j, None, **params)
+    t = _reference_t(60, 80, params["focal_x_px"], params["focal_y_px"], params["beta"], 0.05)
+    expected = j * t[:, :, None] + params["A"] * (1 - t[:, :, None])
+    np.testing.assert_allclose(out, expected, atol=2e-3)
+
+
+def test_haze_transmission_stays_in_range_and_never_brightens_beyond_the_model():
+    rng = np.random.default_rng(2)
+    j = rng.uniform(0, 255, (50, 70)).astype(np.float32)
+    for beta in (0.0, 1.0, 2.0, 5.0, 50.0):
+        out = haze.apply(j, None, beta=beta, A=200.0, t_min=0.05, focal_x_px=10.0, focal_y_px=45.0)
+        lo, hi = np.minimum(j, 200.0), np.maximum(j, 200.0)
+        assert (out >= lo - 1e-3).all() and (out <= hi + 1e-3).all()
+        t = (out - 200.0) / (j - 200.0)
+        valid = np.abs(j - 200.0) > 5
+        assert t[valid].min() >= 0.05 - 1e-4 and t[valid].max() <= 1 + 1e-4
+    d = haze.radial_depth(50, 70, 10.0, 45.0)
+    assert d.min() >= -1e-6 and d.max() <= 1 + 1e-6
+    t = haze.transmission(d.copy(), 50.0, 0.05)
+    assert t.min() == np.float32(0.05) and t.max() <= 1.0
+
+
+def test_haze_is_densest_at_the_focal_point_and_absent_at_the_farthest_corner():
+    j = np.zeros((101, 201), np.float32)
+    out = haze.apply(j, None, beta=1.5, A=100.0, t_min=0.05, focal_x_px=60.0, focal_y_px=50.0)
+    # farthest corner from (60, 50) is (200, 100) or (200, 0): t = 1 there, the pixel keeps its value
+    assert out[100, 200] == pytest.approx(0.0, abs=1e-3)
+    assert out[50, 60] == pytest.approx(100.0 * (1 - np.exp(-1.5)), rel=1e-5)
+    assert out[50, 60] == out.max()
+
+
+def test_haze_user_depth_replaces_the_radial_depth_near_is_clear():
+    j = np.full((40, 60, 3), 30.0, np.float32)
+    depth = np.tile(np.arange(60, dtype=np.uint16), (40, 1))  # depth grows to the right
+    params = haze.draw(np.random.default_rng(0), j, V1_HAZE, depth=depth)
+    assert params["pseudo_depth"] == "user" and "focal_x_px" not in params
+    out = haze.apply(j, None, depth=depth, **{**params, "A": 200.0})
+    np.testing.assert_allclose(out[:, 0], 30.0, atol=1e-4)  # nearest column: d = 0, t = 1
+    t_far = np.exp(-params["beta"])
+    np.testing.assert_allclose(out[:, -1], 30.0 * t_far + 200.0 * (1 - t_far), rtol=1e-5)
+    assert (np.diff(out[0, :, 0]) > 0).all()  # haze grows with depth
+    with pytest.raises(ValueError, match="constant"):
+        haze.apply(j, None, depth=np.ones((40, 60)), **{**params, "A": 200.0})
+    with pytest.raises(ValueError, match="shape"):
+        haze.apply(j, None, depth=depth[:, :10], **{**params, "A": 200.0})
+    with pytest.raises(ValueError, match="NaN"):
+        haze.apply(j, None, depth=np.where(depth > 3, depth, np.nan), **{**params, "A": 200.0})
+
+
+def test_haze_draw_order_is_beta_then_focal_x_then_focal_y():
+    j = gray(30, 40)
+    p = haze.draw(np.random.default_rng(9), j, V1_HAZE)
+    r = np.random.default_rng(9)
+    assert p["beta"] == r.uniform(1.0, 2.0)
+    assert p["focal_x_px"] == r.uniform(0.3, 0.7) * 40
+    assert p["focal_y_px"] == r.uniform(0.2, 0.5) * 30
+
+
+# --- defocus ----------------------------------------------------------------------------------------------
+def _reference_kernel(r, sigma):
+    u = np.arange(-r, r + 1)
+    disk = ((u[:, None] ** 2 + u[None, :] ** 2) <= r * r).astype(np.float64)
+    disk /= disk.sum()
+    g1 = np.exp(-(np.arange(-1, 2) ** 2) / (2 * sigma**2))
+    g = np.outer(g1, g1) / np.outer(g1, g1).sum()
+    k = signal.convolve2d(disk, g, mode="full")
+    return k / k.sum()
+
+
+@pytest.mark.parametrize("r", [1, 3, 4, 5, 6, 8])
+def test_defocus_kernel_is_the_softened_normalised_disk(r):
+    k = defocus.kernel(r, 0.5)
+    assert k.shape == (2 * r + 3, 2 * r + 3) and k.dtype == np.float32
+    assert abs(float(k.astype(np.float64).sum()) - 1.0) < 1e-6
+    np.testing.assert_allclose(k, _reference_kernel(r, 0.5), atol=1e-7)
+    np.testing.assert_array_equal(k, k.T)
+    np.testing.assert_array_equal(k, k[::-1, ::-1])
+
+
+@pytest.mark.parametrize("r", [3, 4, 5, 6])
+@pytest.mark.parametrize("channels", [0, 3])
+def test_defocus_equals_a_reflect101_convolution_and_preserves_the_mean(r, channels):
+    rng = np.random.default_rng(r)
+    shape = (45, 67, channels) if channels else (45, 67)
+    x = rng.uniform(0, 255, shape).astype(np.float32)
+    out = defocus.apply(x, None, radius=r, alias_sigma=0.5)
+    assert out.shape == x.shape and out.dtype == np.float32
+    k = _reference_kernel(r, 0.5)
+    kk = k[:, :, None] if channels else k
+    # scipy's 'mirror' mode is reflect-101 (d c b | a b c d | c b a)
+    expected = ndimage.correlate(x.astype(np.float64), kk, mode="mirror")
+    np.testing.assert_allclose(out, expected, atol=2e-3)
+    # mean preserved exactly on a constant image, closely on a random one
+    c = np.full(shape, 77.0, np.float32)
+    np.testing.assert_allclose(defocus.apply(c, None, radius=r, alias_sigma=0.5), 77.0, atol=1e-3)
+    assert abs(out.mean() - x.mean()) < 0.5
+
+
+def test_defocus_draws_a_radius_from_the_recipe_choices():
+    seen = {defocus.draw(np.random.default_rng(i), gray(), {"radius": [3, 4, 5, 6], "alias_sigma": 0.5})["radius"]
+            for i in range(60)}
+    assert seen == {3, 4, 5, 6}
+    with pytest.raises(RecipeError, match="degradations.defocus.radius"):
+        defocus.draw(np.random.default_rng(0), gray(), {"radius": [3.5], "alias_sigma": 0.5})
+
+
+def test_defocus_accepts_a_channel_axis_of_one():
+    x = np.random.default_rng(0).uniform(0, 255, (30, 40, 1)).astype(np.float32)
+    out = defocus.apply(x, None, radius=4, alias_sigma=0.5)
+    assert out.shape == (30, 40, 1)
+    np.testing.assert_allclose(out[..., 0], defocus.apply(x[..., 0], None, radius=4, alias_sigma=0.5))
+
+
+# --- stripe -----------------------------------------------------------------------------------------------
+def test_stripe_offsets_are_constant_down_each_column_with_std_s():
+    x = np.random.default_rng(0).uniform(0, 255, (120, 640)).astype(np.float32)
+    out = stripe.apply(x, np.random.default_rng(4), s=6.0)
+    res = out - x
+    np.testing.assert_allclose(res, np.broadcast_to(res[0], res.shape), atol=1e-4)
+    assert 0.85 < res[0].std() / 6.0 < 1.15
+    assert abs(res[0].mean()) < 4 * 6.0 / np.sqrt(640)
+    expected = np.random.default_rng(4).standard_normal(640, dtype=np.float32) * np.float32(6.0)
+    np.testing.assert_array_equal(out, x + expected[None, :])
+
+
+def test_stripe_gain_is_drawn_only_when_gain_std_is_positive():
+    x = np.full((50, 400), 100.0, np.float32)
+    r1, r2 = np.random.default_rng(8), np.random.default_rng(8)
+    stripe.apply(x, r1, s=5.0, gain_std=0.0)
+    stripe.apply(x, r2, s=5.0, gain_std=0.1)
+    # the gain-free call consumed exactly W normals, the other 2W
+    a, b = r1.standard_normal(3), r2.standard_normal(3)
+    assert not np.array_equal(a, b)
+    ramp = np.tile(np.linspace(0, 200, 50, dtype=np.float32)[:, None], (1, 400))
+    out = stripe.apply(ramp, np.random.default_rng(1), s=0.0, gain_std=0.1)
+    g = (out - ramp)[-1] / ramp[-1]
+    np.testing.assert_allclose(out - ramp, ramp * g[None, :], atol=1e-3)
+    assert 0.07 < g.std() < 0.13
+    assert stripe.draw(np.random.default_rng(0), x, {"offset_std": [3.0, 8.0], "gain_std": 0.0})["gain_std"] == 0.0
+
+
+# --- quantisation -----------------------------------------------------------------------------------------
+def test_quantize_clips_then_rounds_half_to_even_without_wrap_around():
+    x = np.array([-300.0, -1.0, -0.5, 0.4, 0.5, 1.5, 2.5, 254.5, 255.4, 256.0, 1000.0], np.float32)
+    np.testing.assert_array_equal(quantize(x.copy()), [0, 0, 0, 0, 0, 2, 2, 254, 255, 255, 255])
+    assert quantize(x.copy()).dtype == np.uint8
