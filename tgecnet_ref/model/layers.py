@@ -1,0 +1,142 @@
+"""Restormer building blocks (Zamir et al., CVPR 2022, "Restormer"), as used by PromptIR and TG-ECNet.
+
+Every layer works on ``(B, C, H, W)`` tensors and keeps the dtype of its input (no casts to half precision: mixed
+precision is the caller's business, through ``torch.autocast``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LayerNorm2d(nn.Module):
+    """Per-pixel layer norm over the channel axis.
+
+    ``y = (x - mean_c(x)) / sqrt(var_c(x) + eps) * w + b`` (``"WithBias"``, Restormer's default for
+    denoising/deraining and TG-ECNet's choice), or ``y = x / sqrt(var_c(x) + eps) * w`` (``"BiasFree"``); the
+    variance is the biased one and ``eps = 1e-5`` (Restormer ``WithBias_LayerNorm``).
+    """
+
+    def __init__(self, dim: int, kind: str = "WithBias", eps: float = 1e-5) -> None:
+        super().__init__()
+        if kind not in ("WithBias", "BiasFree"):
+            raise ValueError(f"LayerNorm kind must be 'WithBias' or 'BiasFree', got {kind!r}")
+        self.with_bias = kind == "WithBias"
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim)) if self.with_bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var = x.var(dim=1, keepdim=True, unbiased=False)
+        w = self.weight.view(1, -1, 1, 1)
+        if self.with_bias:
+            mu = x.mean(dim=1, keepdim=True)
+            return (x - mu) * torch.rsqrt(var + self.eps) * w + self.bias.view(1, -1, 1, 1)
+        return x * torch.rsqrt(var + self.eps) * w
+
+
+class MDTA(nn.Module):
+    """Multi-Dconv head Transposed Attention (Restormer section 3.1).
+
+    ``Q, K, V = DWConv3x3(Conv1x1(x))``; per head, attention across *channels*:
+    ``A = softmax(norm(Q) norm(K)^T * tau)`` with L2-normalised rows over the ``H*W`` pixels and a learnable
+    temperature ``tau`` per head; ``out = Conv1x1(A V)``. Cost is linear in the number of pixels.
+    """
+
+    def __init__(self, dim: int, num_heads: int, bias: bool = False) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"MDTA: {dim} channels do not split into {num_heads} heads")
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
+        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
+        shape = (b, self.num_heads, c // self.num_heads, h * w)
+        q = F.normalize(q.reshape(shape), dim=-1)
+        k = F.normalize(k.reshape(shape), dim=-1)
+        attn = (q @ k.transpose(-2, -1)) * self.temperature
+        out = attn.softmax(dim=-1) @ v.reshape(shape)
+        return self.project_out(out.reshape(b, c, h, w))
+
+
+class GDFN(nn.Module):
+    """Gated-Dconv Feed-forward Network (Restormer section 3.2).
+
+    ``h = int(dim * factor)``; ``[x1, x2] = DWConv3x3(Conv1x1(x))`` (``2h`` channels);
+    ``out = Conv1x1(GELU(x1) * x2)``.
+    """
+
+    def __init__(self, dim: int, ffn_expansion_factor: float, bias: bool = False) -> None:
+        super().__init__()
+        hidden = int(dim * ffn_expansion_factor)
+        self.project_in = nn.Conv2d(dim, hidden * 2, kernel_size=1, bias=bias)
+        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
+        self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(x1) * x2)
+
+
+class TransformerBlock(nn.Module):
+    """Restormer block: ``x = x + MDTA(LN(x)); x = x + GDFN(LN(x))``."""
+
+    def __init__(
+        self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool = False, norm: str = "WithBias"
+    ) -> None:
+        super().__init__()
+        self.norm1 = LayerNorm2d(dim, norm)
+        self.attn = MDTA(dim, num_heads, bias)
+        self.norm2 = LayerNorm2d(dim, norm)
+        self.ffn = GDFN(dim, ffn_expansion_factor, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+def transformer_stage(
+    n: int, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool, norm: str
+) -> nn.Sequential:
+    """``n`` :class:`TransformerBlock` in sequence."""
+    return nn.Sequential(*[TransformerBlock(dim, num_heads, ffn_expansion_factor, bias, norm) for _ in range(n)])
+
+
+class OverlapPatchEmbed(nn.Module):
+    """3x3 convolution from image channels to ``embed_dim`` features (stride 1, no downsampling)."""
+
+    def __init__(self, in_channels: int, embed_dim: int, bias: bool = False) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=3, padding=1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+class Downsample(nn.Module):
+    """``Conv3x3(C -> C/2)`` then ``PixelUnshuffle(2)``: ``(C, H, W) -> (2C, H/2, W/2)``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(dim, dim // 2, 3, padding=1, bias=False), nn.PixelUnshuffle(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class Upsample(nn.Module):
+    """``Conv3x3(C -> 2C)`` then ``PixelShuffle(2)``: ``(C, H, W) -> (C/2, 2H, 2W)``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(dim, dim * 2, 3, padding=1, bias=False), nn.PixelShuffle(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
