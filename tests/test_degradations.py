@@ -93,11 +93,11 @@ def test_a_fresh_process_gives_the_same_bytes(msrs_pair):
         "from demmi_rf import degrade\n"
         "from demmi_rf.sources import discover, read_pair\n"
         "from demmi_rf.samples import sample_root\n"
-        "rec = [r for r in discover(sample_root()).pairs if r.pair_id == %r][0]\n"
+        f"rec = [r for r in discover(sample_root()).pairs if r.pair_id == {PID!r}][0]\n"
         "p = read_pair(rec)\n"
-        "o = degrade(p.vis, p.ir, 'noise50+defocus+haze+stripe', %d, pair_id=%r)\n"
+        f"o = degrade(p.vis, p.ir, 'noise50+defocus+haze+stripe', {SEED}, pair_id={PID!r})\n"
         "print(hashlib.sha256(o.vis.tobytes()).hexdigest(), hashlib.sha256(o.ir.tobytes()).hexdigest())\n"
-    ) % (PID, SEED, PID)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     here = degrade(vis, ir, "noise50+defocus+haze+stripe", SEED, pair_id=PID)
     assert out == [sha(here.vis), sha(here.ir)]

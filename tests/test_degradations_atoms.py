@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage, signal
 
-from demmi_rf.degradations import atoms, get, names
-from demmi_rf.degradations import defocus, haze, noise, stripe
+from demmi_rf.degradations import atoms, defocus, get, haze, names, noise, stripe
 from demmi_rf.degradations._arrays import quantize
 from demmi_rf.errors import RecipeError, SettingError
 
