@@ -1,0 +1,69 @@
+"""Gradient-based single-image metrics: SF (spatial frequency), AG (average gradient), EI (edge intensity)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import gray_u8, require_min_size
+from ._filters import correlate2d
+
+
+def spatial_frequency(fused: np.ndarray, convention: str = "tang") -> float:
+    """SF: ``sqrt(RF^2 + CF^2)`` from horizontal and vertical first differences.
+
+    - ``tang`` / ``cddfuse``: ``RF^2 = mean((F[i, j+1] - F[i, j])^2)`` over the H(W-1) differences, ``CF^2``
+      likewise over the (H-1)W vertical ones (``SF_evaluation.m``; ``Evaluator.SF``).
+    - ``vifb`` (``metricsSpatial_frequency.m``): both sums divided by ``H W`` instead (quirk: slightly smaller).
+
+    Input: uint8 gray, 0-255 scale. No padding (differences inside the image only); needs at least 2x2 pixels.
+    Reference: Eskicioglu & Fisher, IEEE Trans. Commun. 1995.
+    """
+    f = gray_u8(fused, "fused")
+    require_min_size(f, 2, 2, "SF")
+    x = f.astype(np.float64)
+    dr = np.diff(x, axis=1)
+    dc = np.diff(x, axis=0)
+    if convention in ("tang", "cddfuse"):
+        return float(np.sqrt(np.mean(dr * dr) + np.mean(dc * dc)))
+    if convention == "vifb":
+        return float(np.sqrt((np.sum(dr * dr) + np.sum(dc * dc)) / x.size))
+    raise ValueError(f"unknown SF convention {convention!r}; expected tang, vifb or cddfuse")
+
+
+def average_gradient(fused: np.ndarray, convention: str = "tang") -> float:
+    """AG: mean local gradient magnitude ``s = sqrt((gx^2 + gy^2) / 2)``.
+
+    Gradients as MATLAB ``gradient``: central differences ``(x[i+1] - x[i-1]) / 2`` inside, one-sided
+    differences on the first/last row and column (``numpy.gradient`` with ``edge_order=1``).
+
+    - ``tang`` / ``vifb`` (``AG_evaluation.m``, ``metricsAvg_gradient.m``): ``sum(s) / ((H-1)(W-1))``.
+    - ``cddfuse`` (``Evaluator.AG``): ``mean(s)`` = ``sum(s) / (H W)``.
+
+    Input: uint8 gray, 0-255 scale; needs at least 2x2 pixels. Reference: Cui et al., Opt. Commun. 2015.
+    """
+    f = gray_u8(fused, "fused")
+    require_min_size(f, 2, 2, "AG")
+    x = f.astype(np.float64)
+    gy, gx = np.gradient(x)
+    total = float(np.sum(np.sqrt((gx * gx + gy * gy) / 2.0)))
+    h, w = x.shape
+    if convention in ("tang", "vifb"):
+        return total / ((h - 1) * (w - 1))
+    if convention == "cddfuse":
+        return total / (h * w)
+    raise ValueError(f"unknown AG convention {convention!r}; expected tang, vifb or cddfuse")
+
+
+_SOBEL = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])  # fspecial('sobel')
+
+
+def edge_intensity(fused: np.ndarray) -> float:
+    """EI (VIFB ``metricsEdge_intensity.m``): mean Sobel gradient magnitude ``sqrt(gx^2 + gy^2)``.
+
+    ``gx = imfilter(F, fspecial('sobel'), 'replicate')``, ``gy`` with the transposed kernel (correlation,
+    replicated border). Input: uint8 gray, 0-255 scale. Reference: Rajalingam & Priya, IJESI 2018.
+    """
+    x = gray_u8(fused, "fused").astype(np.float64)
+    gx = correlate2d(x, _SOBEL, "replicate")
+    gy = correlate2d(x, _SOBEL.T, "replicate")
+    return float(np.mean(np.sqrt(gx * gx + gy * gy)))

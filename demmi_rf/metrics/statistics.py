@@ -1,0 +1,140 @@
+"""Pixel statistics: SD, CC, SCD, MSE and the PSNR variants."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import gray_u8, triple
+
+
+def standard_deviation(fused: np.ndarray) -> float:
+    """SD: population standard deviation ``sqrt(mean((F - mean(F))^2))`` of the fused image.
+
+    Input: uint8 gray, 0-255 scale. Same in tang (``SD_evaluation.m``), VIFB (``metricsVariance.m``, which calls
+    it "Variance") and CDDFuse (``numpy.std``). Reference: Rao, Meas. Sci. Technol. 1997.
+    """
+    return float(np.std(gray_u8(fused, "fused").astype(np.float64)))
+
+
+class _Moments:
+    """Exact first and second moments of integer images (float64 dot products of integers < 2^53 are exact)."""
+
+    def __init__(self, *imgs: np.ndarray) -> None:
+        self.v = [np.ascontiguousarray(x, dtype=np.float64).ravel() for x in imgs]
+        self.n = self.v[0].size
+        self.s = [int(np.sum(x)) for x in self.v]
+        self._dots: dict[tuple[int, int], int] = {}
+
+    def dot(self, i: int, j: int) -> int:
+        key = (min(i, j), max(i, j))
+        if key not in self._dots:
+            self._dots[key] = int(np.dot(self.v[key[0]], self.v[key[1]]))
+        return self._dots[key]
+
+
+def _corr_exact(n: int, sx: int, sy: int, sxx: int, syy: int, sxy: int) -> float:
+    """Pearson correlation from exact integer sums (MATLAB ``corr2``; NaN when a variance is 0)."""
+    cxy = n * sxy - sx * sy
+    cxx = n * sxx - sx * sx
+    cyy = n * syy - sy * sy
+    if cxx == 0 or cyy == 0:
+        return float("nan")
+    return float(cxy / np.sqrt(float(cxx) * float(cyy)))
+
+
+def correlation_coefficient(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
+    """CC: ``(r(IR, F) + r(VIS, F)) / 2`` with ``r`` the Pearson correlation over all pixels.
+
+    Input: uint8 gray (scale-free). NaN when F or a source is constant (0/0, as in MATLAB). Same in tang
+    (``CC_evaluation.m``) and CDDFuse (``Evaluator.CC``).
+    """
+    m = _Moments(*triple(fused, ir, vis))  # 0 = F, 1 = IR, 2 = VIS
+    r_af = _corr_exact(m.n, m.s[1], m.s[0], m.dot(1, 1), m.dot(0, 0), m.dot(1, 0))
+    r_bf = _corr_exact(m.n, m.s[2], m.s[0], m.dot(2, 2), m.dot(0, 0), m.dot(2, 0))
+    return (r_af + r_bf) / 2.0
+
+
+def scd(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
+    """SCD (sum of the correlations of differences): ``corr2(F - VIS, IR) + corr2(F - IR, VIS)``.
+
+    Input: uint8 gray (scale-free). NaN when a correlation is 0/0. Reference: Aslantas & Bendes, AEU 2015;
+    tang ``analysis_SCD.m``, CDDFuse ``Evaluator.SCD``.
+    """
+    m = _Moments(*triple(fused, ir, vis))  # 0 = F, 1 = IR, 2 = VIS
+    ff, aa, bb = m.dot(0, 0), m.dot(1, 1), m.dot(2, 2)
+    fa, fb, ab = m.dot(0, 1), m.dot(0, 2), m.dot(1, 2)
+    sf, sa, sb = m.s
+    # corr2(F - VIS, IR) and corr2(F - IR, VIS) expanded into the exact sums above.
+    r1 = _corr_exact(m.n, sf - sb, sa, ff - 2 * fb + bb, aa, fa - ab)
+    r2 = _corr_exact(m.n, sf - sa, sb, ff - 2 * fa + aa, bb, fb - ab)
+    return r1 + r2
+
+
+def _sse(f: np.ndarray, s: np.ndarray) -> float:
+    d = f.astype(np.float64).ravel() - s.astype(np.float64).ravel()
+    return float(np.dot(d, d))  # exact: integer terms, partial sums far below 2^53
+
+
+MSE_CONVENTIONS = ("tang", "vifb", "cddfuse")
+
+
+def mean_squared_error(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "tang") -> float:
+    """MSE between the fused image and the two sources.
+
+    - ``tang`` (``MSE_evaluation.m``): ``(mean((F-IR)^2) + mean((F-VIS)^2)) / 2`` on the **[0, 1]** scale
+      (images divided by 255, MATLAB ``im2double``).
+    - ``cddfuse`` (``Evaluator.MSE``): the same average on the 0-255 scale (= tang x 255^2).
+    - ``vifb`` (``metricsRmse.m``, "RMSE"): ``(sqrt(SSE(F,VIS)) + sqrt(SSE(F,IR))) / (2 H W)`` on 0-255, where
+      ``SSE`` is the sum of squared differences. Quirk: this is not an RMSE and shrinks with image size
+      (``~ RMSE / sqrt(H W)``), so values are only comparable between images of the same size.
+
+    Input: uint8 gray. No border handling.
+    """
+    f, a, b = triple(fused, ir, vis)
+    n = f.size
+    if convention == "tang":
+        return (_sse(f, a) + _sse(f, b)) / (2.0 * n * 255.0 * 255.0)
+    if convention == "cddfuse":
+        return (_sse(f, a) + _sse(f, b)) / (2.0 * n)
+    if convention == "vifb":
+        return float((np.sqrt(_sse(f, b)) + np.sqrt(_sse(f, a))) / (2.0 * n))
+    raise ValueError(f"unknown MSE convention {convention!r}; expected one of {MSE_CONVENTIONS}")
+
+
+PSNR_CONVENTIONS = ("tang", "vifb", "cddfuse", "std")
+
+
+def psnr(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "tang") -> float:
+    """PSNR of the fused image against the two sources, in dB (infinite when F equals both sources).
+
+    - ``tang`` (``PSNR_evaluation.m``): ``20 log10(255 / sqrt(MSE01))`` with ``MSE01`` the tang MSE on the
+      [0, 1] scale. Quirk: a 255 peak with a [0, 1] MSE, i.e. 48.13 dB above the textbook value.
+    - ``vifb`` (``metricsPsnr.m``): ``20 log10(255 / sqrt(m))`` with ``m`` the size-dependent VIFB "RMSE".
+    - ``cddfuse`` (``Evaluator.PSNR``): ``10 log10(max(F)^2 / MSE255)`` (peak = the fused image's maximum).
+    - ``std`` (textbook): ``10 log10(255^2 / MSE255)`` with ``MSE255`` the two-source average MSE on 0-255.
+
+    The TG-ECNet paper scale is :func:`psnr_paper`. Input: uint8 gray.
+    """
+    f, _, _ = triple(fused, ir, vis)
+    with np.errstate(divide="ignore"):
+        if convention == "tang":
+            return float(20.0 * np.log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "tang"))))
+        if convention == "vifb":
+            return float(20.0 * np.log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "vifb"))))
+        if convention == "cddfuse":
+            peak = float(f.max())
+            return float(10.0 * np.log10(peak * peak / mean_squared_error(fused, ir, vis, "cddfuse")))
+        if convention == "std":
+            return float(10.0 * np.log10(255.0 * 255.0 / mean_squared_error(fused, ir, vis, "cddfuse")))
+    raise ValueError(f"unknown PSNR convention {convention!r}; expected one of {PSNR_CONVENTIONS}")
+
+
+def psnr_paper(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
+    """PSNR_paper: ``10 log10(255 / sqrt(MSE01))`` -- the scale of the TG-ECNet paper's tables (ICML 2025).
+
+    Exactly half of tang's PSNR. No public code computes it; it is the one formula that reproduces the paper's
+    pairing of MSE 0.04-0.15 with PSNR 28-31 dB (``PSNR_paper + 5 log10(MSE01) = 24.07``). It is not a
+    textbook PSNR and is offered only to compare with that paper, under this explicit name.
+    """
+    with np.errstate(divide="ignore"):
+        return float(10.0 * np.log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "tang"))))
