@@ -95,12 +95,16 @@ def box_sum_valid(img: np.ndarray, n: int) -> np.ndarray:
 def exp(x: np.ndarray) -> np.ndarray:
     """Element-wise ``exp`` in float64 through OpenCV's vectorised routine (within 2 ulp of libm, ~5x faster)."""
     a = np.ascontiguousarray(x, dtype=np.float64)
+    if a.size == 0:
+        return a.copy()
     return cv2.exp(a.reshape(-1, 1) if a.ndim != 2 else a).reshape(a.shape)
 
 
 def log(x: np.ndarray) -> np.ndarray:
     """Element-wise natural ``log`` in float64 through OpenCV (within 1 ulp of libm; ``log(0) = -inf``)."""
     a = np.ascontiguousarray(x, dtype=np.float64)
+    if a.size == 0:
+        return a.copy()
     return cv2.log(a.reshape(-1, 1) if a.ndim != 2 else a).reshape(a.shape)
 
 

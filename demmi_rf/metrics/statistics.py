@@ -116,16 +116,16 @@ def psnr(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "
     The TG-ECNet paper scale is :func:`psnr_paper`. Input: uint8 gray.
     """
     f, _, _ = triple(fused, ir, vis)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         if convention == "tang":
             return float(20.0 * np.log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "tang"))))
         if convention == "vifb":
             return float(20.0 * np.log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "vifb"))))
         if convention == "cddfuse":
-            peak = float(f.max())
-            return float(10.0 * np.log10(peak * peak / mean_squared_error(fused, ir, vis, "cddfuse")))
+            peak = np.float64(f.max())
+            return float(10.0 * np.log10(peak * peak / np.float64(mean_squared_error(fused, ir, vis, "cddfuse"))))
         if convention == "std":
-            return float(10.0 * np.log10(255.0 * 255.0 / mean_squared_error(fused, ir, vis, "cddfuse")))
+            return float(10.0 * np.log10(255.0 * 255.0 / np.float64(mean_squared_error(fused, ir, vis, "cddfuse"))))
     raise ValueError(f"unknown PSNR convention {convention!r}; expected one of {PSNR_CONVENTIONS}")
 
 

@@ -177,8 +177,10 @@ def _mef_qmap_sum(x1: np.ndarray, x2: np.ndarray, f: np.ndarray) -> tuple[float]
     a2 = w2 / wsum / ed2
     rnorm = a1 * a1 * nv11 + a2 * a2 * nv22 + 2.0 * a1 * a2 * nv12
     np.sqrt(np.maximum(rnorm, 0.0, out=rnorm), out=rnorm)
+    zero = rnorm == 0
+    rnorm[zero] = 1.0
     c = np.maximum(ed1, ed2) / rnorm  # rBlock rescaled to norm max_k ed_k (left as is when rBlock = 0)
-    c[rnorm == 0] = 1.0
+    c[zero] = 1.0
     k1, k2 = c * a1, c * a2  # desired structure r = k1 (x1 - mu1) + k2 (x2 - mu2)
     # Gaussian-weighted (co)variances over the same blocks: s_r^2 and s_rF expand into source moments.
     g1, g2, gf = (correlate_valid_sep(v, _G11) for v in (x1, x2, f))
