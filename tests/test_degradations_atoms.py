@@ -241,3 +241,13 @@ def test_quantize_clips_then_rounds_half_to_even_without_wrap_around():
     x = np.array([-300.0, -1.0, -0.5, 0.4, 0.5, 1.5, 2.5, 254.5, 255.4, 256.0, 1000.0], np.float32)
     np.testing.assert_array_equal(quantize(x.copy()), [0, 0, 0, 0, 0, 2, 2, 254, 255, 255, 255])
     assert quantize(x.copy()).dtype == np.uint8
+
+
+def test_portable_exp_is_within_one_ulp_of_the_true_exponential():
+    z = np.linspace(-87.0, 0.0, 1_000_001, dtype=np.float32)
+    exact = np.exp(z.astype(np.float64))
+    got = haze.exp_portable(z.copy()).astype(np.float64)
+    ulp = np.spacing(exact.astype(np.float32)).astype(np.float64)
+    assert (np.abs(got - exact) / ulp).max() <= 1.0
+    assert haze.exp_portable(np.zeros(3, np.float32)).tolist() == [1.0, 1.0, 1.0]
+    assert 0 < haze.exp_portable(np.array([-1e6], np.float32))[0] < 1e-37
