@@ -35,11 +35,30 @@ def _coords(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return y.astype(np.uint8), x.astype(np.uint8)
 
 
-class CoordStore:
-    """Arrays are functions of the pixel coordinates (sides < 256 so they fit uint8):
+def _mix(a: np.ndarray, b: np.ndarray, p: int, q: int) -> np.ndarray:
+    return ((p * a.astype(int) + q * b.astype(int)) % 251).astype(np.uint8)
 
-    vis = (y, x, 7), ir = y, vis_clean = (x, y, 9), ir_clean = x; gray-VIS pairs have vis = y, vis_clean = x.
-    """
+
+def coord_arrays(h: int, w: int, vis_channels: int, setting: str) -> dict[str, np.ndarray]:
+    """Whole arrays of a CoordStore sample: functions of the pixel coordinates (sides < 256), so that any
+    shift or flip changes them: vis = (y, x, 7), vis_clean = (x, y, 9) (gray VIS: 5y+2x, 2y+5x mod 251),
+    ir = 3y+x, ir_clean = y+3x (mod 251). As the store contract says, a modality the setting leaves unchanged
+    is its clean array."""
+    from demmi_rf.settings import parse_setting
+
+    y, x = _coords(h, w)
+    if vis_channels == 3:
+        vis, vis_clean = np.dstack([y, x, np.full_like(y, 7)]), np.dstack([x, y, np.full_like(y, 9)])
+    else:
+        vis, vis_clean = _mix(y, x, 5, 2), _mix(y, x, 2, 5)
+    ir, ir_clean = _mix(y, x, 3, 1), _mix(y, x, 1, 3)
+    st = parse_setting(setting)
+    return {"vis": vis if st.changes_vis else vis_clean, "ir": ir if st.changes_ir else ir_clean,
+            "vis_clean": vis_clean, "ir_clean": ir_clean}
+
+
+class CoordStore:
+    """In-memory store with the ``samples``/``read`` contract of :func:`demmi_rf.store.open_dataset`."""
 
     def __init__(self, pairs: dict[str, tuple[int, int, int]], settings: list[str], split: str = "train"):
         rows = []
@@ -58,16 +77,13 @@ class CoordStore:
             m = m[m["setting"].isin(list(settings))]
         return m.reset_index(drop=True)
 
+    def whole(self, sample_id: str) -> dict[str, np.ndarray]:
+        row = self.manifest[self.manifest["sample_id"] == sample_id].iloc[0]
+        return coord_arrays(int(row.height), int(row.width), int(row.vis_channels), row.setting)
+
     def read(self, sample_id, arrays=("vis", "ir", "vis_clean", "ir_clean"), window=None):
         self.reads.append((sample_id, tuple(arrays), window))
-        row = self.manifest[self.manifest["sample_id"] == sample_id].iloc[0]
-        y, x = _coords(int(row.height), int(row.width))
-        full = {
-            "vis": np.dstack([y, x, np.full_like(y, 7)]) if row.vis_channels == 3 else y,
-            "ir": y,
-            "vis_clean": np.dstack([x, y, np.full_like(y, 9)]) if row.vis_channels == 3 else x,
-            "ir_clean": x,
-        }
+        full = self.whole(sample_id)
         out = {}
         for name in arrays:
             a = full[name]
@@ -78,13 +94,18 @@ class CoordStore:
         return out
 
 
-def _yx(item: dict) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(source y, source x) grids recovered from each array of a CoordStore fusion item."""
-    u = lambda t: np.rint(t.numpy() * 255).astype(int)  # noqa: E731
-    vis, ir, vc, ic = (u(item[k]) for k in ("vis", "ir", "vis_clean", "ir_clean"))
-    if item["pair_id"] == "c/gray":  # gray VIS (repeated to 3 channels): vis = y, vis_clean = x
-        return [(vis[0], vc[0]), (ir[0], ic[0])]
-    return [(vis[0], vis[1]), (ir[0], ic[0]), (vc[1], vc[0])]
+def expected_tensor(array: np.ndarray, window, k: int, vis: bool = False) -> torch.Tensor:
+    """Independent reference: crop, numpy rot90/fliplr, HWC->CHW, /255 (gray VIS repeated to 3 channels)."""
+    if window is not None:
+        y0, x0, h, w = window
+        array = array[y0 : y0 + h, x0 : x0 + w]
+    array = np.rot90(array, k % 4)
+    if k >= 4:
+        array = np.fliplr(array)
+    chw = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    if vis and chw.shape[0] == 1:
+        chw = np.repeat(chw, 3, axis=0)
+    return torch.from_numpy(chw.astype(np.float32) / np.float32(255))
 
 
 STORE_PAIRS = {"a/p1": (60, 80, 3), "b/p2": (50, 70, 3), "c/gray": (64, 64, 1)}
@@ -193,8 +214,9 @@ def test_length_order_and_fields_follow_manifest(store):
         assert t.dtype == torch.float32 and t.dim() == 3 and 0 <= t.min() and t.max() <= 1
     assert item["vis"].shape == (3, 60, 80) and item["ir"].shape == (1, 60, 80)
     # whole image, no augmentation: exact pixels / 255
-    expected = store.read("a/p1@noise50")["vis"].transpose(2, 0, 1) / 255.0
-    assert torch.allclose(item["vis"], torch.from_numpy(expected).float())
+    whole = store.whole("a/p1@noise50")
+    for key in ("vis", "ir", "vis_clean", "ir_clean"):
+        assert torch.equal(item[key], expected_tensor(whole[key], None, 0))
     assert ds[-1]["sample_id"] == ds.info(len(ds) - 1).sample_id
     with pytest.raises(IndexError):
         ds[len(ds)]
@@ -208,25 +230,20 @@ def test_settings_filter_by_names(store):
 
 
 def test_pairing_same_window_and_transform_for_every_array(store):
-    ds = DeMMIDataset(store, crop=(24, 40), augment=True, seed=5, settings=SETTINGS[:2])
+    ds = DeMMIDataset(store, crop=(24, 40), augment=True, seed=5)
     ks = set()
-    for epoch in range(4):
+    for epoch in range(3):
         ds.set_epoch(epoch)
         for i in range(len(ds)):
             item = ds[i]
             window, k = ds.choices(i)
             ks.add(k)
-            grids = _yx(item)
-            for g in grids[1:]:  # identical source coordinates in every array
-                assert np.array_equal(g[0], grids[0][0]) and np.array_equal(g[1], grids[0][1])
-            y, x = grids[0]
-            assert y.shape == (24, 40)  # crop shape after any rotation
-            y0, x0, h, w = window
-            # the output is T_k of exactly the chosen window of the source
-            ys, xs = _coords(ds.info(i).height, ds.info(i).width)
-            assert np.array_equal(y, apply_dihedral(ys[y0 : y0 + h, x0 : x0 + w], k))
-            assert np.array_equal(x, apply_dihedral(xs[y0 : y0 + h, x0 : x0 + w], k))
-    assert len(ks) >= 6
+            whole = store.whole(item["sample_id"])
+            for name in ("vis", "ir", "vis_clean", "ir_clean"):
+                assert item[name].shape[-2:] == (24, 40)  # crop shape after any rotation
+                # every array is T_k of the same window of its whole array
+                assert torch.equal(item[name], expected_tensor(whole[name], window, k, vis=name.startswith("vis")))
+    assert ks == set(range(8))
 
 
 def test_crop_reads_only_its_window(store):
@@ -234,7 +251,11 @@ def test_crop_reads_only_its_window(store):
     store.reads.clear()
     ds[0]
     (sid, arrays, window), = store.reads
-    assert window is not None and window[2:] == (16, 16) and len(arrays) == 4
+    assert sid.endswith("@clean") and window is not None and window[2:] == (16, 16)
+    assert arrays == ("vis_clean", "ir_clean")  # clean: the degraded arrays are the clean ones, read once
+    store.reads.clear()
+    ds[1]  # noise50: IR unchanged
+    assert sorted(store.reads[0][1]) == ["ir_clean", "vis", "vis_clean"]
 
 
 def test_reproducible_and_differs_across_items_and_epochs(store):
@@ -250,17 +271,18 @@ def test_reproducible_and_differs_across_items_and_epochs(store):
 
 
 def test_gray_vis_is_repeated_or_converted(store):
-    ds = DeMMIDataset(store, settings=["clean"])
+    ds = DeMMIDataset(store, settings=["noise50"])
     gray = next(i for i in range(len(ds)) if ds.info(i).pair_id == "c/gray")
     item = ds[gray]
     assert item["vis"].shape == (3, 64, 64)
-    assert torch.equal(item["vis"][0], item["vis"][2])
-    g = DeMMIDataset(store, settings=["clean"], to_gray_vis=True)
+    assert torch.equal(item["vis"], expected_tensor(store.whole("c/gray@noise50")["vis"], None, 0, vis=True))
+    g = DeMMIDataset(store, settings=["noise50"], to_gray_vis=True)
     rgb_item = g[0]
-    assert rgb_item["vis"].shape == (1, 60, 80)
-    expected = rgb_to_gray_bt601(store.read("a/p1@clean")["vis"]) / 255.0
+    assert rgb_item["vis"].shape == (1, 60, 80) and rgb_item["vis_clean"].shape == (1, 60, 80)
+    expected = rgb_to_gray_bt601(store.whole("a/p1@noise50")["vis"]) / 255.0
     assert torch.allclose(rgb_item["vis"][0], torch.from_numpy(expected).float())
     assert g[gray]["vis"].shape == (1, 64, 64)
+    assert torch.equal(g[gray]["vis"], expected_tensor(store.whole("c/gray@noise50")["vis"], None, 0))
 
 
 def test_crop_larger_than_images_is_a_clear_error(store):
@@ -365,9 +387,9 @@ def test_restoration_items_follow_the_degraded_modality(store):
     item = ds[i_ir]
     assert set(item) == {"input", "target", "modality", "setting", "atoms", "sample_id", "pair_id"}
     assert item["modality"] == "ir" and item["input"].shape == (1, 60, 80) and item["target"].shape == (1, 60, 80)
-    arrays = store.read("a/p1@stripe")
-    assert torch.allclose(item["input"][0], torch.from_numpy(arrays["ir"] / 255.0).float())
-    assert torch.allclose(item["target"][0], torch.from_numpy(arrays["ir_clean"] / 255.0).float())
+    arrays = store.whole("a/p1@stripe")
+    assert torch.equal(item["input"], expected_tensor(arrays["ir"], None, 0))
+    assert torch.equal(item["target"], expected_tensor(arrays["ir_clean"], None, 0))
     store.reads.clear()
     vis_item = ds[infos.index(next(f for f in infos if f.setting == "noise50" and f.pair_id == "a/p1"))]
     assert vis_item["modality"] == "vis" and vis_item["input"].shape == (3, 60, 80)
@@ -379,16 +401,14 @@ def test_restoration_items_follow_the_degraded_modality(store):
 def test_restoration_items_differ_per_modality_and_pair_crops(store):
     ds = DeMMIDataset(store, task="restoration", settings=["noise50+haze+stripe"], crop=16, augment=True)
     assert ds.info(0).key != ds.info(1).key and ds.info(0).sample_id == ds.info(1).sample_id
+    assert ds.choices(0) != ds.choices(1)
     for i in range(len(ds)):
         item = ds[i]
         window, k = ds.choices(i)
-        y0, x0, h, w = window
-        ys, xs = _coords(ds.info(i).height, ds.info(i).width)
-        inp = np.rint(item["input"][0].numpy() * 255).astype(int)
-        tgt = np.rint(item["target"][0].numpy() * 255).astype(int)
-        if item["modality"] == "ir":  # ir = y, ir_clean = x
-            assert np.array_equal(inp, apply_dihedral(ys[y0 : y0 + h, x0 : x0 + w], k))
-            assert np.array_equal(tgt, apply_dihedral(xs[y0 : y0 + h, x0 : x0 + w], k))
+        whole = store.whole(item["sample_id"])
+        m = item["modality"]
+        assert torch.equal(item["input"], expected_tensor(whole[m], window, k, vis=m == "vis"))
+        assert torch.equal(item["target"], expected_tensor(whole[f"{m}_clean"], window, k, vis=m == "vis"))
 
 
 def test_restoration_on_clean_only_is_an_error(store):
