@@ -38,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from .degradations import Atom, get
 from .degradations._arrays import quantize
-from .degradations.compose import default_ranges
+from .degradations.compose import _v1_ranges
 from .settings import parse_setting
 
 __all__ = ["DemmiNoise", "DemmiHaze", "DemmiDefocus", "DemmiStripe", "DemmiSetting", "from_recipe"]
@@ -73,7 +73,7 @@ class _DemmiTransform(A.ImageOnlyTransform):
     @staticmethod
     def _ranges(atom: str, overrides: Mapping[str, Any], recipe: str | None) -> dict[str, Any]:
         if recipe is None:
-            base = default_ranges()[atom]
+            base = _v1_ranges()[atom]
         else:
             from .recipe import load_recipe
 

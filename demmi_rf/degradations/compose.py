@@ -16,6 +16,7 @@ settings are built, in which order, or by how many workers.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -68,8 +69,9 @@ def _v1_ranges() -> dict[str, dict[str, Any]]:
 
 
 def default_ranges() -> dict[str, dict[str, Any]]:
-    """The parameter ranges of the ``demmi-rf-v1`` recipe (``[degradations.*]``), loaded once."""
-    return _v1_ranges()
+    """The parameter ranges of the ``demmi-rf-v1`` recipe (``[degradations.*]``; loaded once, a fresh copy
+    per call so that callers cannot change the cached tables)."""
+    return copy.deepcopy(_v1_ranges())
 
 
 def _check_inputs(vis: Any, ir: Any, depth: Any) -> None:
@@ -159,7 +161,7 @@ def degrade(
     if not isinstance(pair_id, str) or not pair_id:
         raise ValueError(f"pair_id must be a non-empty string like 'msrs/00004N', got {pair_id!r}")
     if ranges is None:
-        ranges = default_ranges()
+        ranges = _v1_ranges()
     drawn: dict[str, dict[str, Any]] = {}
     out = {"vis": vis, "ir": ir}
     for modality, image in (("vis", vis), ("ir", ir)):

@@ -110,5 +110,6 @@ def contact_sheet(
             if changed:
                 sheet[y - 2 : y + th + 2, x - 2 : x + thumb_width + 2] = _MARK
             sheet[y : y + th, x : x + thumb_width] = _thumb(img, thumb_width)
-            _text(sheet, tag, x + 4, y + 14, 0.4, (255, 255, 0), 1)
+            sheet[y : y + 18, x : x + 8 + 9 * len(tag)] = _BG  # a dark tab keeps the tag readable
+            _text(sheet, tag, x + 4, y + 13, 0.4, (255, 255, 0), 1)
     return sheet
