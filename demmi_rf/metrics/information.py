@@ -29,8 +29,8 @@ def cross_entropy(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
 
     ``CE = (D(h_VIS || h_F) + D(h_IR || h_F)) / 2`` with ``D(p||q) = sum_l p_l log2(p_l / q_l)`` summed only over
     levels where both ``p_l`` and ``q_l`` are non-zero (VIFB skips the others, so D can be negative).
-    Input: uint8 gray. Lower is better. Reference: VIFB ``metricsCross_entropy.m`` (Bulanon et al., Biosystems
-    Engineering 2009). Not part of tang or cddfuse.
+    Input: uint8 gray; global histograms, no border handling. Lower is better. Reference: VIFB
+    ``metricsCross_entropy.m`` (Bulanon et al., Biosystems Engineering 2009). Not part of tang or cddfuse.
     """
     f, a, b = triple(fused, ir, vis)
     hf = hist256(f)

@@ -10,8 +10,9 @@ from ._common import gray_u8, triple
 def standard_deviation(fused: np.ndarray) -> float:
     """SD: population standard deviation ``sqrt(mean((F - mean(F))^2))`` of the fused image.
 
-    Input: uint8 gray, 0-255 scale. Same in tang (``SD_evaluation.m``), VIFB (``metricsVariance.m``, which calls
-    it "Variance") and CDDFuse (``numpy.std``). Reference: Rao, Meas. Sci. Technol. 1997.
+    Input: uint8 gray, 0-255 scale; a global statistic (no border handling). Same in tang (``SD_evaluation.m``),
+    VIFB (``metricsVariance.m``, which calls it "Variance") and CDDFuse (``numpy.std``). Reference: Rao,
+    Meas. Sci. Technol. 1997.
     """
     return float(np.std(gray_u8(fused, "fused").astype(np.float64)))
 
@@ -45,8 +46,9 @@ def _corr_exact(n: int, sx: int, sy: int, sxx: int, syy: int, sxy: int) -> float
 def correlation_coefficient(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
     """CC: ``(r(IR, F) + r(VIS, F)) / 2`` with ``r`` the Pearson correlation over all pixels.
 
-    Input: uint8 gray (scale-free). NaN when F or a source is constant (0/0, as in MATLAB). Same in tang
-    (``CC_evaluation.m``) and CDDFuse (``Evaluator.CC``).
+    Input: uint8 gray (scale-free); global over all pixels, no border handling. NaN when F or a source is
+    constant (0/0, as in MATLAB). Computed from exact integer moments. Same in tang (``CC_evaluation.m``) and
+    CDDFuse (``Evaluator.CC``).
     """
     m = _Moments(*triple(fused, ir, vis))  # 0 = F, 1 = IR, 2 = VIS
     r_af = _corr_exact(m.n, m.s[1], m.s[0], m.dot(1, 1), m.dot(0, 0), m.dot(1, 0))
@@ -57,8 +59,9 @@ def correlation_coefficient(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) 
 def scd(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
     """SCD (sum of the correlations of differences): ``corr2(F - VIS, IR) + corr2(F - IR, VIS)``.
 
-    Input: uint8 gray (scale-free). NaN when a correlation is 0/0. Reference: Aslantas & Bendes, AEU 2015;
-    tang ``analysis_SCD.m``, CDDFuse ``Evaluator.SCD``.
+    Input: uint8 gray (scale-free); global, no border handling. NaN when a correlation is 0/0. Computed from
+    exact integer moments. Reference: Aslantas & Bendes, AEU 2015; tang ``analysis_SCD.m``, CDDFuse
+    ``Evaluator.SCD``.
     """
     m = _Moments(*triple(fused, ir, vis))  # 0 = F, 1 = IR, 2 = VIS
     ff, aa, bb = m.dot(0, 0), m.dot(1, 1), m.dot(2, 2)
@@ -113,7 +116,7 @@ def psnr(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "
     - ``cddfuse`` (``Evaluator.PSNR``): ``10 log10(max(F)^2 / MSE255)`` (peak = the fused image's maximum).
     - ``std`` (textbook): ``10 log10(255^2 / MSE255)`` with ``MSE255`` the two-source average MSE on 0-255.
 
-    The TG-ECNet paper scale is :func:`psnr_paper`. Input: uint8 gray.
+    The TG-ECNet paper scale is :func:`psnr_paper`. Input: uint8 gray; global, no border handling.
     """
     f, _, _ = triple(fused, ir, vis)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -134,7 +137,8 @@ def psnr_paper(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
 
     Exactly half of tang's PSNR. No public code computes it; it is the one formula that reproduces the paper's
     pairing of MSE 0.04-0.15 with PSNR 28-31 dB (``PSNR_paper + 5 log10(MSE01) = 24.07``). It is not a
-    textbook PSNR and is offered only to compare with that paper, under this explicit name.
+    textbook PSNR and is offered only to compare with that paper, under this explicit name. Input: uint8 gray
+    (MSE01 = tang's MSE on the [0, 1] scale); global, no border handling.
     """
     with np.errstate(divide="ignore"):
         return float(10.0 * np.log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "tang"))))

@@ -98,7 +98,8 @@ def ssim(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "
     - ``vifb`` (``metricsSsim.m``): **sum** ``ssim(VIS, F) + ssim(IR, F)`` of textbook SSIMs, L = 255, 11x11
       Gaussian sigma 1.5, 'valid' region only (no padding; needs >= 11x11).
     - ``cddfuse`` (``Evaluator.SSIM``): **sum** of scikit-image SSIMs on float32 images with defaults: 7x7
-      uniform window, sample covariance, data_range silently 2 (float range), 3-pixel crop (needs >= 7x7).
+      uniform window ('reflect' border), sample covariance, data_range silently 2 (float range), mean over the
+      map cropped by 3 pixels (needs >= 7x7). Computed in float32 like scikit-image.
     - ``std``: **average** of textbook SSIMs (L = 255, Gaussian 11/1.5, 'valid'), i.e. ``vifb / 2``;
       equals scikit-image ``structural_similarity(gaussian_weights=True, sigma=1.5,
       use_sample_covariance=False, data_range=255)``.
