@@ -78,7 +78,9 @@ def _canonical(atoms: Iterable[str], where: str) -> tuple[str, ...]:
             raise SettingError(f"setting {where}: atom {raw!r} is not a string; valid: {valid_names()}")
         token = raw.strip()
         if token == CLEAN:
-            raise SettingError(f"setting {where}: {CLEAN!r} cannot be combined with other atoms")
+            raise SettingError(
+                f"setting {where}: {CLEAN!r} cannot be combined with other atoms; valid: {valid_names()}"
+            )
         if not token:
             raise SettingError(f"setting {where}: empty atom name; valid: {valid_names()}")
         try:
@@ -86,12 +88,13 @@ def _canonical(atoms: Iterable[str], where: str) -> tuple[str, ...]:
         except SettingError:
             raise SettingError(f"setting {where}: unknown atom {token!r}; valid: {valid_names()}") from None
         if atom in found:
-            raise SettingError(f"setting {where}: atom {token!r} given twice")
+            raise SettingError(f"setting {where}: atom {token!r} given twice; valid: {valid_names()}")
         found.append(atom)
     noises = [a.name for a in found if a.family == "noise"]
     if len(noises) > 1:
         raise SettingError(
-            f"setting {where}: at most one noise level per setting, got {' and '.join(noises)}"
+            f"setting {where}: at most one noise level per setting, got {' and '.join(noises)}; "
+            f"valid: {valid_names()}"
         )
     return tuple(a.name for a in sorted(found, key=lambda a: a.order))
 

@@ -104,6 +104,29 @@ def test_a_fresh_process_gives_the_same_bytes(msrs_pair):
     assert out == [sha(here.vis), sha(here.ir)]
 
 
+def test_real_pairs_of_every_size_and_channel_layout(realpairs_dir):
+    """The project's real pairs (or the embedded samples): odd sizes, gray and RGB VIS."""
+    pairs = [read_pair(rec) for rec in discover(realpairs_dir).pairs]
+    assert pairs
+    for pair in pairs:
+        for s in ("noise50+defocus+haze+stripe", "noise15+haze"):
+            a = degrade(pair.vis, pair.ir, s, SEED, pair_id=pair.record.pair_id)
+            b = degrade(pair.vis, pair.ir, s, SEED, pair_id=pair.record.pair_id)
+            assert a.vis.shape == pair.vis.shape and a.ir.shape == pair.ir.shape
+            assert sha(a.vis) == sha(b.vis) and sha(a.ir) == sha(b.ir)
+            assert a.params["haze"]["A"] == pytest.approx(pair.vis.mean())
+
+
+def test_stripe_through_degrade_is_constant_down_each_column():
+    vis = np.full((100, 640, 3), 128, np.uint8)
+    ir = np.full((100, 640), 128, np.uint8)
+    out = degrade(vis, ir, "stripe", SEED, pair_id="synthetic/flat")
+    res = out.ir.astype(np.int16) - 128
+    assert (res == res[0]).all()
+    s = out.params["stripe"]["s"]
+    assert 3.0 <= s <= 8.0 and 0.8 < res[0].std() / s < 1.2
+
+
 def test_vis_only_settings_leave_ir_bit_identical_and_vice_versa(msrs_pair):
     vis, ir = msrs_pair
     for s in V1:
