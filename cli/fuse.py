@@ -1,0 +1,63 @@
+"""``demmi fuse``: fuse images with a TG-ECNet stage-2 checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--checkpoint", type=click.Path(path_type=Path, dir_okay=False, exists=True), required=True,
+              help="Stage-2 last.pt / epoch_*.pt or model.safetensors.")
+@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Dataset folder written by 'demmi build'.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--settings", help="Comma-separated settings to fuse (default: all).")
+@click.option("--limit", type=click.IntRange(1), help="Fuse only the first N samples.")
+@click.option("--ir", "ir_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="One IR image (with --vis) instead of --dataset.")
+@click.option("--vis", "vis_path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output folder (<safe sample id>.png per sample), or a .png path with --ir/--vis.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--amp", is_flag=True, help="bfloat16 autocast.")
+@click.option("--tile", type=click.IntRange(0), default=0, show_default=True,
+              help="Process in tiles of this size (multiple of 8); 0: whole images, padded to multiples of 8.")
+@click.option("--overlap", type=click.IntRange(0), default=32, show_default=True)
+@click.option("--color", type=click.Choice(["auto", "gray"]), default="auto", show_default=True,
+              help="auto: RGB output for RGB input, recoloured with the degraded input's smoothed chroma.")
+@click.option("--chroma-sigma", type=click.FloatRange(0), default=2.0, show_default=True,
+              help="Gaussian sigma (pixels) smoothing the degraded input's chroma.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def fuse(checkpoint: Path, dataset: Path | None, split: str, settings: str | None, limit: int | None,
+         ir_path: Path | None, vis_path: Path | None, out: Path, device: str, amp: bool, tile: int, overlap: int,
+         color: str, chroma_sigma: float, progress: bool) -> None:
+    """Write fused images in the layout 'demmi eval' reads."""
+    from tgecnet_ref.infer import Fuser, fuse_dataset, fuse_files
+    from tgecnet_ref.train import CheckpointError
+
+    single = ir_path is not None or vis_path is not None
+    if single and (ir_path is None or vis_path is None):
+        raise click.UsageError("--ir and --vis go together")
+    if single == (dataset is not None):
+        raise click.UsageError("give either --dataset DIR or --ir A.png --vis B.png")
+    try:
+        fuser = Fuser(checkpoint, device=device, amp=amp, tile=tile, overlap=overlap, chroma_sigma=chroma_sigma)
+        if single:
+            path = fuse_files(fuser, ir_path, vis_path, out, color=color)
+            click.echo(f"wrote {path}")
+            return
+        names = [s.strip() for s in settings.split(",") if s.strip()] if settings else None
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(desc="fusing", unit="img", leave=False)
+        written = fuse_dataset(fuser, dataset, out, split=split, settings=names, limit=limit, color=color,
+                               on_item=(lambda _sid: bar.update(1)) if bar is not None else None)
+        if bar is not None:
+            bar.close()
+    except (CheckpointError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {len(written)} fused image(s) to {out}")

@@ -1,0 +1,55 @@
+"""``demmi train``: train the reference TG-ECNet (stage 1 restoration, stage 2 fusion)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False),
+              help="Dataset folder written by 'demmi build' (its train split is used).")
+@click.option("--stage", type=click.IntRange(1, 2), required=True, help="1: restoration; 2: fusion.")
+@click.option("--config", "config", default="paper", show_default=True,
+              help="Shipped configuration (paper, small, tiny) or a TOML file.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Run folder (checkpoints, logs, config.json).")
+@click.option("--init", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Stage 2: the stage-1 checkpoint (last.pt or model.safetensors) to start from; it is frozen.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--amp", is_flag=True, help="bfloat16 autocast.")
+@click.option("--dry-run", is_flag=True, help="Print the configuration and parameter counts, train nothing.")
+@click.option("--epochs", type=click.IntRange(1), help="Override the stage's epochs.")
+@click.option("--steps-per-epoch", type=click.IntRange(0), help="Override: at most this many steps per epoch.")
+@click.option("--batch-size", type=click.IntRange(1), help="Override the batch size per process.")
+@click.option("--patch-size", type=click.IntRange(16), help="Override the crop size.")
+@click.option("--workers", "num_workers", type=click.IntRange(0), help="Override DataLoader workers.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train(dataset: Path | None, stage: int, config: str, out: Path, init: Path | None, resume: bool, device: str,
+          amp: bool, dry_run: bool, epochs: int | None, steps_per_epoch: int | None, batch_size: int | None,
+          patch_size: int | None, num_workers: int | None, progress: bool) -> None:
+    """Train TG-ECNet on a built DeMMI-RF dataset (multi-GPU: launch with torchrun)."""
+    from tgecnet_ref.train import CheckpointError, TrainOptions
+    from tgecnet_ref.train import train as run
+
+    if dataset is None and not dry_run:
+        raise click.UsageError("--dataset is required (unless --dry-run)")
+    if stage == 1 and init is not None:
+        raise click.UsageError("--init is for stage 2 (stage 1 starts from scratch)")
+    if stage == 2 and init is None and not resume and not dry_run:
+        raise click.UsageError("stage 2 needs --init STAGE1_CHECKPOINT")
+    opts = TrainOptions(dataset=dataset, stage=stage, out=out, config=config, init=init, resume=resume,
+                        device=device, amp=amp, dry_run=dry_run, progress=progress, epochs=epochs,
+                        steps_per_epoch=steps_per_epoch, batch_size=batch_size, patch_size=patch_size,
+                        num_workers=num_workers, echo=click.echo)
+    try:
+        result = run(opts)
+    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not dry_run and result.checkpoint is not None:
+        last = result.history[-1] if result.history else {}
+        loss = f"; last epoch loss {last['loss']:.4f}" if "loss" in last else ""
+        click.echo(f"stage {stage}: {result.epochs} epoch(s), {result.steps} step(s){loss}; "
+                   f"checkpoint {result.checkpoint}")

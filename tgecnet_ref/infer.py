@@ -1,0 +1,184 @@
+"""Inference with a trained TG-ECNet (``demmi fuse``): padding or tiling, luminance fusion, recolouring.
+
+An image pair of any size is padded at the bottom and right (reflection) to multiples of 8 (at least 16) and
+the output cropped back; or, with ``tile > 0``, processed in overlapping ``tile x tile`` windows averaged in the
+overlaps (for memory; the model's prompts and channel attention see a whole window, so tiled and whole-image
+results differ slightly). The VIS input is reduced to its luminance (MATLAB ``rgb2gray`` / BT.601, as the
+training data), fused with IR, and recoloured with the degraded input's smoothed chroma (:mod:`.color`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .color import recolour
+from .model import TGECNet
+from .model.tgecnet import MIN_SIZE, MULTIPLE
+from .train.checkpoint import CheckpointError, checkpoint_config, load_checkpoint
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE, min_size: int = MIN_SIZE) -> torch.Tensor:
+    """Pad ``(B, C, H, W)`` at the bottom and right to ``H', W'``: multiples of ``multiple``, at least
+    ``min_size``; reflection where the image is large enough, else edge replication."""
+    h, w = x.shape[-2:]
+    th = max(min_size, -(-h // multiple) * multiple)
+    tw = max(min_size, -(-w // multiple) * multiple)
+    ph, pw = th - h, tw - w
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of windows of ``tile`` covering ``[0, size)`` with at least ``overlap`` shared pixels."""
+    if size <= tile:
+        return [0]
+    stride = max(1, tile - overlap)
+    starts = list(range(0, size - tile, stride))
+    return starts + [size - tile]
+
+
+class Fuser:
+    """A stage-2 TG-ECNet checkpoint ready to fuse image pairs.
+
+    ``checkpoint``: a ``.pt`` written by ``demmi train --stage 2`` or its ``model.safetensors``.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: str = "auto",
+        amp: bool = False,
+        tile: int = 0,
+        overlap: int = 32,
+        chroma_sigma: float = 2.0,
+    ) -> None:
+        ckpt = load_checkpoint(checkpoint)
+        if int(ckpt.get("stage", 2)) != 2:
+            raise CheckpointError(f"{checkpoint}: a stage-1 checkpoint has no trained fusion head; train stage 2 "
+                                  "with 'demmi train --stage 2 --init <stage-1 checkpoint>' and fuse with that")
+        self.config = checkpoint_config(ckpt, checkpoint)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model = TGECNet(self.config.model)
+        self.model.load_state_dict(ckpt["model"], strict=True)
+        self.model.eval().to(self.device)
+        if tile and (tile % MULTIPLE or tile < MIN_SIZE):
+            raise ValueError(f"--tile must be a multiple of {MULTIPLE} and at least {MIN_SIZE}, got {tile}")
+        if tile and not 0 <= overlap < tile:
+            raise ValueError(f"--overlap must be in [0, tile), got {overlap}")
+        self.amp, self.tile, self.overlap, self.chroma_sigma = amp, tile, overlap, chroma_sigma
+
+    @torch.no_grad()
+    def _run(self, vis_y: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+        h, w = vis_y.shape[-2:]
+        vp, ip = pad_to_multiple(vis_y), pad_to_multiple(ir)
+        ctx = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+        with ctx:
+            out = self.model(vp, ip).fused
+        return out.float()[..., :h, :w]
+
+    @torch.no_grad()
+    def fuse_luminance(self, vis_y: np.ndarray, ir: np.ndarray) -> np.ndarray:
+        """Fused luminance (float32 ``H x W`` in [0, 1]) from uint8 ``H x W`` VIS luminance and IR."""
+        if vis_y.shape != ir.shape or vis_y.ndim != 2:
+            raise ValueError(f"VIS luminance and IR must be equal-size 2-D arrays, got {vis_y.shape} and {ir.shape}")
+        v = torch.from_numpy(np.asarray(vis_y, np.float32) / 255.0)[None, None].to(self.device)
+        i = torch.from_numpy(np.asarray(ir, np.float32) / 255.0)[None, None].to(self.device)
+        if not self.tile or (v.shape[-2] <= self.tile and v.shape[-1] <= self.tile):
+            out = self._run(v, i)
+        else:
+            out = torch.zeros_like(v)
+            weight = torch.zeros_like(v)
+            h, w = v.shape[-2:]
+            for y0 in tile_starts(h, self.tile, self.overlap):
+                for x0 in tile_starts(w, self.tile, self.overlap):
+                    win = (..., slice(y0, y0 + self.tile), slice(x0, x0 + self.tile))
+                    out[win] += self._run(v[win], i[win])
+                    weight[win] += 1.0
+            out = out / weight
+        return out.clamp(0, 1)[0, 0].cpu().numpy()
+
+    def fuse(self, vis: np.ndarray, ir: np.ndarray, color: str = "auto") -> np.ndarray:
+        """Fuse a degraded pair: ``vis`` uint8 ``H x W x 3`` (RGB) or ``H x W``, ``ir`` uint8 ``H x W``.
+
+        Returns uint8 ``H x W x 3`` (RGB input and ``color="auto"``) or ``H x W`` (gray input or
+        ``color="gray"``).
+        """
+        from demmi_rf.torch.augment import rgb_to_gray_bt601
+
+        if color not in ("auto", "gray"):
+            raise ValueError(f"color must be 'auto' or 'gray', got {color!r}")
+        if vis.shape[:2] != ir.shape[:2]:
+            raise ValueError(f"VIS {vis.shape[:2]} and IR {ir.shape[:2]} differ in size")
+        y = self.fuse_luminance(rgb_to_gray_bt601(vis), ir) * 255.0
+        if vis.ndim == 3 and color == "auto":
+            return recolour(y, vis, self.chroma_sigma)
+        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write a uint8 gray or RGB array as PNG (atomically: temporary name, then rename)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    Image.fromarray(image).save(tmp)
+    tmp.replace(path)
+
+
+def fuse_dataset(
+    fuser: Fuser,
+    root: str | Path,
+    out_dir: str | Path,
+    split: str = "test",
+    settings: Iterable[str] | None = None,
+    limit: int | None = None,
+    color: str = "auto",
+    overwrite: bool = True,
+    on_item: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Fuse every sample of ``split`` of a built dataset into ``out_dir/<safe sample id>.png`` (the layout
+    ``demmi eval`` reads). Returns the written paths in manifest order."""
+    from demmi_rf.ids import safe_name
+    from demmi_rf.store import open_dataset
+
+    store = open_dataset(root)
+    frame = store.samples(split=split, settings=None if settings is None else list(settings))
+    ids = frame["sample_id"].tolist()[: limit if limit else None]
+    if not ids:
+        raise ValueError(f"{root}: no samples in split {split!r}" + (f" for settings {list(settings)}" if settings
+                                                                        else ""))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for sid in ids:
+        path = out / f"{safe_name(sid)}.png"
+        if overwrite or not path.exists():
+            arrays = store.read(sid, arrays=("vis", "ir"))
+            write_png(path, fuser.fuse(arrays["vis"], arrays["ir"], color=color))
+        written.append(path)
+        if on_item is not None:
+            on_item(sid)
+    return written
+
+
+def fuse_files(fuser: Fuser, ir_path: str | Path, vis_path: str | Path, out: str | Path, color: str = "auto") -> Path:
+    """Fuse one pair of image files; ``out`` is a ``.png`` path or a folder (then ``<vis stem>.png``)."""
+    from demmi_rf.sources import read_ir, read_vis
+
+    ir, vis = read_ir(ir_path), read_vis(vis_path)
+    if ir.shape[:2] != vis.shape[:2]:
+        raise ValueError(f"{ir_path} ({ir.shape[1]}x{ir.shape[0]}) and {vis_path} ({vis.shape[1]}x{vis.shape[0]}) "
+                         "differ in size; the pair must be registered")
+    out = Path(out)
+    path = out if out.suffix.lower() == ".png" else out / f"{Path(vis_path).stem}.png"
+    write_png(path, fuser.fuse(vis, ir, color=color))
+    return path
