@@ -23,7 +23,11 @@ def rgb2gray(rgb: np.ndarray) -> np.ndarray:
         raise ValueError(f"rgb2gray expects an HxWx3 RGB image, got shape {a.shape}")
     if a.dtype != np.uint8:
         raise ValueError(f"rgb2gray expects uint8 data, got {a.dtype}")
-    f = a.astype(np.float64)
     wr, wg, wb = RGB2GRAY_WEIGHTS
-    y = f[..., 0] * wr + f[..., 1] * wg + f[..., 2] * wb
-    return np.floor(y + 0.5).clip(0, 255).astype(np.uint8)
+    out = np.empty(a.shape[:2], dtype=np.uint8)
+    rows = max(1, 32768 // max(a.shape[1], 1))  # row blocks keep the float64 temporaries small
+    for r0 in range(0, a.shape[0], rows):
+        f = a[r0 : r0 + rows].astype(np.float64)
+        y = f[..., 0] * wr + f[..., 1] * wg + f[..., 2] * wb
+        out[r0 : r0 + rows] = np.floor(y + 0.5).clip(0, 255)
+    return out

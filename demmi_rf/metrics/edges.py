@@ -63,13 +63,14 @@ def qabf(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "
         scale = 255.0
     else:
         raise ValueError(f"unknown Qabf convention {convention!r}; expected one of {QABF_CONVENTIONS}")
-    padded = [pad(x.astype(np.float64) * scale, 1, "zero") for x in (f, a, b)]
-    num, den = strip_sums(_qabf_strip, padded, 2)
+    padded = [pad(x, 1, "zero") for x in (f, a, b)]  # 8-bit; the strips convert to float64
+    num, den = strip_sums(lambda f, a, b: _qabf_strip(f, a, b, scale), padded, 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(np.float64(num) / den)
 
 
-def _qabf_strip(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+def _qabf_strip(f: np.ndarray, a: np.ndarray, b: np.ndarray, scale: float) -> tuple[float, float]:
+    f, a, b = (x.astype(np.float64) * scale if scale != 1.0 else x.astype(np.float64) for x in (f, a, b))
     g_a, a_a = _qabf_edges(a)
     g_b, a_b = _qabf_edges(b)
     g_f, a_f = _qabf_edges(f)
@@ -125,12 +126,13 @@ def nabf(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "
         raise ValueError(f"unknown Nabf convention {convention!r}; expected 'tang'")
     f, a, b = triple(fused, ir, vis)
     require_min_size(f, 2, 2, "Nabf")
-    padded = [pad(x.astype(np.float64), 1, "mirror") for x in (f, a, b)]
+    padded = [pad(x, 1, "mirror") for x in (f, a, b)]  # 8-bit; the strips convert to float64
     num, den = strip_sums(_nabf_strip, padded, 2)
     return float(num / den)
 
 
 def _nabf_strip(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    f, a, b = (x.astype(np.float64) for x in (f, a, b))
     gv_a, gh_a, g_a = _nabf_sobel(a)
     gv_b, gh_b, g_b = _nabf_sobel(b)
     gv_f, gh_f, g_f = _nabf_sobel(f)

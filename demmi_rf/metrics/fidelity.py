@@ -76,6 +76,7 @@ def _vifp_map_terms(s1: np.ndarray, s2: np.ndarray, s12: np.ndarray) -> tuple[fl
 
 def _vif_strip(a: np.ndarray, b: np.ndarray, f: np.ndarray, k: np.ndarray) -> tuple[float, float, float, float]:
     """(num_A, den_A, num_B, den_B) of one scale over a strip (natural-log units)."""
+    a, b, f = (x.astype(np.float64, copy=False) for x in (a, b, f))
     mu_f = correlate_valid_sep(f, k)
     s_f = correlate_valid_sep(f * f, k) - mu_f * mu_f
     out: list[float] = []
@@ -106,7 +107,7 @@ def vif(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "t
     if not vif_min_size_ok(*f.shape):
         h, w = f.shape
         raise ValueError(f"VIF needs an image large enough for its 4 'valid' scales (about 41x41), got {h}x{w}")
-    pyramids = [_pyramid(x.astype(np.float64)) for x in (a, b, f)]
+    pyramids = [_pyramid(x) for x in (a, b, f)]  # scale 1 stays 8-bit: the strips convert to float64
     sums = np.zeros(4)
     for i in range(_SCALES):
         k = _kernel(i + 1)

@@ -14,6 +14,7 @@ _G11 = fspecial_gaussian_1d(11, 1.5)
 
 def _ssim_matlab_strip(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Sums of the MATLAB ``ssim`` maps of (f, a) and (f, b) over one strip of replicate-padded images."""
+    f, a, b = (x.astype(np.float64) for x in (f, a, b))
     c1, c2 = (0.01 * 1.0) ** 2, (0.03 * 1.0) ** 2
     mf = correlate_valid_sep(f, _G11)
     mf2 = mf * mf
@@ -36,7 +37,7 @@ def _ssim_matlab_pair(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[floa
 
     ``imgaussfilt(..., 'Padding', 'replicate')`` equals a 'valid' filter of the image replicate-padded by 5.
     """
-    padded = [pad(x, 5, "replicate") for x in (f, a, b)]
+    padded = [pad(x, 5, "replicate") for x in (f, a, b)]  # 8-bit; strips convert to float64
     sums = strip_sums(_ssim_matlab_strip, padded, 10)
     return float(sums[0] / f.size), float(sums[1] / f.size)
 
@@ -105,14 +106,14 @@ def ssim(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "
       use_sample_covariance=False, data_range=255)``.
     """
     f, a, b = triple(fused, ir, vis)
-    fd, ad, bd = (v.astype(np.float64) for v in (f, a, b))
     h, w = f.shape
     if convention == "tang":
-        s_a, s_b = _ssim_matlab_pair(fd, ad, bd)
+        s_a, s_b = _ssim_matlab_pair(f, a, b)
         return (s_a + s_b) / 2.0
     if convention in ("vifb", "std"):
         if h < 11 or w < 11:
             raise ValueError(f"SSIM ({convention}) needs an image of at least 11x11 pixels, got {h}x{w}")
+        fd, ad, bd = (v.astype(np.float64) for v in (f, a, b))
         total = _ssim_wang_valid(bd, fd) + _ssim_wang_valid(ad, fd)
         return total if convention == "vifb" else total / 2.0
     if convention == "cddfuse":
@@ -150,6 +151,7 @@ def _half(x: np.ndarray) -> np.ndarray:
 
 def _mef_qmap_sum(x1: np.ndarray, x2: np.ndarray, f: np.ndarray) -> tuple[float]:
     """Sum of the ``mef_ssim({x1, x2}, f)`` quality map (11x11 'valid' blocks) over a strip, in closed form."""
+    x1, x2, f = (x.astype(np.float64, copy=False) for x in (x1, x2, f))
     n = _MEF_WIN * _MEF_WIN
     x11, x22, x12 = x1 * x1, x2 * x2, x1 * x2
     # Box (11x11, 'valid') moments: n * var = (n * sum(x^2) - sum(x)^2) / n. Exact: the inputs are multiples of
@@ -223,11 +225,11 @@ def mef_ms_ssim(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
     if min(h, w) < mef_min_side():
         raise ValueError(f"MS_SSIM (MEF) needs min(H, W) >= {mef_min_side()} (3 scales of an 11x11 window), "
                          f"got {h}x{w}")
-    x1, x2, fd = (v.astype(np.float64) for v in (a, b, f))
+    x1, x2, fd = a, b, f  # 8-bit at scale 1 (the strips convert), float64 after the first downsampling
     scores = []
     for level in range(_MEF_LEVELS):
         if level > 0:
-            x1, x2, fd = _half(x1), _half(x2), _half(fd)
+            x1, x2, fd = (_half(v.astype(np.float64, copy=False)) for v in (x1, x2, fd))
         scores.append(_mef_ssim_scale(x1, x2, fd))
     q = np.array(scores)
     if np.any(q < 0):
