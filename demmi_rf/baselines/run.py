@@ -1,0 +1,130 @@
+"""Running a baseline over a built dataset: read each sample, fuse, write ``<safe sample id>.png`` atomically.
+
+This is the I/O layer behind ``demmi baseline``; the fusion itself is the pure function of the registry.
+Output images are PNG (lossless, deterministic bytes for a given OpenCV build), written to a hidden temporary
+name and renamed, so an interrupted run never leaves a half-written image under a final name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DemmiError
+from ..ids import safe_name
+from . import BaselineInput, get
+
+FUSED_SUFFIX = ".png"
+
+
+def fused_name(sample_id: str) -> str:
+    """File name of a sample's fused image: ``<safe sample id>.png`` (``/`` -> ``__``, benchmark spec §7)."""
+    return safe_name(sample_id) + FUSED_SUFFIX
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 gray (HxW) or RGB (HxWx3) image (OpenCV encoder, default compression)."""
+    import cv2  # noqa: PLC0415
+
+    if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise ValueError(f"a fused image must be uint8 HxW or HxWx3, got {img.dtype} {img.shape}")
+    data = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(data))
+    if not ok:  # pragma: no cover - OpenCV failure
+        raise DemmiError("OpenCV could not encode a PNG image")
+    return buf.tobytes()
+
+
+def write_png_atomic(path: str | Path, img: np.ndarray) -> None:
+    """Write ``img`` as PNG to ``path`` through a temporary file and a rename."""
+    from ..store.atomic import write_bytes_atomic  # noqa: PLC0415
+
+    write_bytes_atomic(path, encode_png(img))
+
+
+@dataclass(frozen=True)
+class BaselineRun:
+    """What :func:`run_baseline` did: the baseline, the output folder and the sample ids written."""
+
+    name: str
+    out: Path
+    written: tuple[str, ...]
+
+
+# --- worker side ------------------------------------------------------------------------------------------
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(root: str, name: str, threads: int | None) -> None:
+    from ..store import open_dataset  # noqa: PLC0415
+
+    if threads is not None:
+        import cv2  # noqa: PLC0415
+
+        cv2.setNumThreads(threads)
+    ds = open_dataset(root)
+    _STATE.update(ds=ds, baseline=get(name), ranges=ds.card.get("recipe", {}).get("degradations"))
+
+
+def _fuse_one(job: tuple[str, tuple[str, ...], str]) -> str:
+    sample_id, atoms, out = job
+    ds, baseline = _STATE["ds"], _STATE["baseline"]
+    arrays = ds.read(sample_id, arrays=baseline.arrays)
+    fused = baseline.run(BaselineInput(atoms=atoms, ranges=_STATE["ranges"], **arrays))
+    write_png_atomic(Path(out) / fused_name(sample_id), fused)
+    return sample_id
+
+
+def _atoms(setting: str) -> tuple[str, ...]:
+    from ..settings import parse_setting  # noqa: PLC0415
+
+    return parse_setting(setting).atoms
+
+
+def run_baseline(name: str, dataset: str | Path, out: str | Path, split: str | None = "test",
+                 settings: Iterable[str] | None = None, workers: int = 1,
+                 progress: Callable[[int], None] | None = None) -> BaselineRun:
+    """Fuse every sample of ``split`` (and ``settings``, None = all) of ``dataset`` with baseline ``name`` and
+    write ``<out>/<safe sample id>.png``. ``workers > 1`` uses a process pool (one OpenCV thread per worker);
+    the images do not depend on the worker count. ``progress(n)`` is called as samples finish."""
+    from ..store import open_dataset  # noqa: PLC0415
+
+    get(name)  # unknown names fail before any work
+    ds = open_dataset(dataset)
+    rows = ds.samples(split=split, settings=list(settings) if settings is not None else None)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(sid, _atoms(setting), str(out_dir)) for sid, setting in zip(rows["sample_id"], rows["setting"])]
+    done: list[str] = []
+    advance = progress or (lambda n=1: None)
+    workers = max(1, min(int(workers), len(jobs) or 1))
+    if workers == 1:
+        _init_worker(str(ds.root), name, None)
+        try:
+            for job in jobs:
+                done.append(_fuse_one(job))
+                advance(1)
+        finally:
+            _STATE.pop("ds").close()
+            _STATE.clear()
+    else:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(str(ds.root), name, 1)) as pool:
+            for sid in pool.map(_fuse_one, jobs, chunksize=1):
+                done.append(sid)
+                advance(1)
+    ds.close()
+    return BaselineRun(name, out_dir, tuple(done))
+
+
+def default_workers() -> int:
+    """Default worker count: the CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
