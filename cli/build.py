@@ -19,21 +19,21 @@ class _Bar:
         self.bar: Any = None
         self.shards = 0
         self.done = 0
-        self.per_pair = 1
+        self.settings = 1
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         if not self.enabled:
             return
         if kind == "plan":
             self.shards = data["shards"]
+            self.settings = data["settings"]
             self.bar = click.progressbar(length=max(1, data["samples"]), label=self._label(),
                                          file=sys.stderr, show_pos=True, show_eta=True)
             self.bar.__enter__()
         elif kind == "shard" and self.bar is not None:
             self.done += 1
             self.bar.label = self._label()
-            settings = max(1, len(data["rows"]) // max(1, len(data["pairs"]) - len(data["skipped"]) or 1))
-            self.bar.update(len(data["rows"]) + len(data["skipped"]) * settings)
+            self.bar.update(len(data["pairs"]) * self.settings)
 
     def _label(self) -> str:
         return f"shards {self.done}/{self.shards}, samples"

@@ -33,7 +33,8 @@ from .plan import ShardTask, plan_shards
 from .task import run_shard
 
 EMBEDDED = "<embedded samples>"
-# progress callback: ("plan", {"shards", "samples"}) once, then ("shard", result) per finished shard
+# progress callback: ("plan", {"shards", "samples", "settings"}) once, then ("shard", result) per finished
+# shard (result["pairs"] lists the shard's planned pairs, built or skipped)
 Progress = Callable[[str, dict[str, Any]], None]
 
 
@@ -93,7 +94,8 @@ def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
     with locked(out):
         check_recipe(out, effective)
         prepare(out, {t.file for t in tasks})
-        progress("plan", {"shards": len(tasks), "samples": sum(t.n_samples for t in tasks)})
+        progress("plan", {"shards": len(tasks), "samples": sum(t.n_samples for t in tasks),
+                          "settings": len(effective.settings)})
         results = run_tasks(tasks, run_shard, executor=executor, workers=workers, scheduler=scheduler,
                             on_result=lambda r: progress("shard", r))
         _check_versions(results)
@@ -123,10 +125,9 @@ def _write_outputs(out: Path, recipe: Recipe, tasks: list[ShardTask], results: l
     skipped += [{"pair_id": p.pair_id, "path": str(p.path), "kind": p.kind, "message": p.message,
                  "shard": None} for p in scan.problems]
     manifest = manifest_bytes(rows_to_frame(rows))
-    per_source: dict[str, dict[str, int]] = {}
+    per_source: dict[str, set[str]] = {}
     for row in rows:
-        if row["setting"] == recipe.settings[0]:
-            per_source.setdefault(row["source"], {"pairs": 0})["pairs"] += 1
+        per_source.setdefault(row["source"], set()).add(row["pair_id"])
     card = {
         "format": DATASET_FORMAT, "format_version": DATASET_FORMAT_VERSION,
         "name": recipe.name, "spec_version": SPEC_VERSION, "toolkit_version": __version__,
@@ -138,8 +139,8 @@ def _write_outputs(out: Path, recipe: Recipe, tasks: list[ShardTask], results: l
         "shards": [{"file": r["file"], "split": r["split"], "index": r["index"], "pairs": len(r["pairs"]),
                     "samples": len(r["rows"]), "bytes": r["bytes"], "sha256": r["sha256"]} for r in results],
         "sources": {"roots": labels,
-                    "datasets": [{"source": s, "pairs": n["pairs"], **source_note(s)}
-                                 for s, n in sorted(per_source.items())]},
+                    "datasets": [{"source": s, "pairs": len(ids), **source_note(s)}
+                                 for s, ids in sorted(per_source.items())]},
         "skipped": sorted(skipped, key=lambda s: (str(s.get("pair_id")), s["path"])),
     }
     card["bytes"] = sum(s["bytes"] for s in card["shards"]) + len(manifest)

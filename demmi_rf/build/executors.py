@@ -99,6 +99,12 @@ def _as_build_error(exc: BaseException, task: ShardTask) -> BaseException:
 
     if isinstance(exc, DemmiError):
         return exc
+    if type(exc).__name__ == "BrokenProcessPool":
+        err = BuildError(f"shard {task.file}: a worker process died (killed, out of memory, or unable to start: "
+                         "worker processes re-import the main script, so run builds from a file or the demmi "
+                         "command, not from stdin)")
+        err.__cause__ = exc
+        return err
     err = BuildError(f"shard {task.file} failed: {type(exc).__name__}: {exc}")
     err.__cause__ = exc
     return err
@@ -119,7 +125,7 @@ def _run_dask(tasks: Sequence[ShardTask], fn, workers: int, scheduler: str | Non
                 raise BuildError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from exc
         else:
             cluster = stack.enter_context(LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                 silence_logs=logging.ERROR))
             client = stack.enter_context(Client(cluster))
         ordered = _order(tasks)

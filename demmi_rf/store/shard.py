@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,17 @@ LIBVER = ("earliest", "v110")
 
 def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def deflate_estimate(array: np.ndarray, step: int = 8) -> float:
+    """Estimated deflate ratio (compressed / raw bytes) of an array: zlib level 1 on every ``step``-th row.
+
+    Deterministic (depends on the pixels only) and cheap (about 1/``step`` of compressing the whole array).
+    """
+    rows = np.ascontiguousarray(array[::step])
+    if rows.nbytes == 0:
+        return 1.0
+    return len(zlib.compress(rows.tobytes(), 1)) / rows.nbytes
 
 
 class ShardWriter:
@@ -72,13 +84,13 @@ class ShardWriter:
             raise ValueError(f"{path}: expected a uint8 HxW or HxWxC array, got {array.dtype} {array.shape}")
         comp = self.storage.get("compression")
         kwargs: dict[str, Any] = {"track_times": False}
-        if comp:
+        if comp and deflate_estimate(array) <= float(self.storage.get("raw_above", 1.0)):
             kwargs.update(chunks=chunk_shape(array.shape, self.storage), compression=comp,
                           shuffle=bool(self.storage.get("shuffle", False)))
             if self.storage.get("compression_opts") is not None:
                 kwargs["compression_opts"] = self.storage["compression_opts"]
-        elif self.storage.get("chunk"):
-            kwargs["chunks"] = chunk_shape(array.shape, self.storage)
+        # else: noise-dominated (deflate would save little at a high cost) or no compression asked for:
+        # stored raw and contiguous (tiles would pad the edges; a window read is a strided read)
         self.h5.create_dataset(path, data=array, **kwargs)
         return array_sha256(array)
 
@@ -117,7 +129,7 @@ def open_shard(path: str | Path, label: str | None = None) -> h5py.File:
     if not path.is_file():
         raise ShardError(f"shard {name}: file is missing")
     try:
-        h5 = h5py.File(path, "r", locking=False)
+        h5 = h5py.File(path, "r")
     except OSError as exc:
         raise ShardError(f"shard {name}: cannot be opened as HDF5 (truncated or corrupted?): {exc}") from exc
     try:
