@@ -252,3 +252,14 @@ def test_missing_shard_raises_shard_error_naming_it(tmp_path, small_dataset):  #
         with pytest.raises(ShardError, match="shards/train-00001.h5: file is missing"):
             ds.read(sid)
         ds.read(ds.samples(split="test")["sample_id"].iloc[0])  # other shards still read
+
+
+def test_open_shard_handles_are_bounded(small_dataset):  # noqa: F811
+    with open_dataset(small_dataset, max_open_shards=2) as ds:
+        first = {}
+        for row in ds.manifest.drop_duplicates("shard").itertuples(index=False):
+            first[row.shard] = ds.read(row.sample_id, arrays=("ir",))["ir"]
+            assert len(ds._files) <= 2
+        assert list(ds._files) == sorted(first)[-2:]
+        for row in ds.manifest.drop_duplicates("shard").itertuples(index=False):  # closed ones reopen
+            assert (ds.read(row.sample_id, arrays=("ir",))["ir"] == first[row.shard]).all()

@@ -8,6 +8,7 @@ processes, forked or spawned. After a fork, handles inherited from the parent ar
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,9 @@ class Dataset:
     ``manifest`` (DataFrame, one row per sample, default RangeIndex).
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, max_open_shards: int = 64):
         self.root = Path(root).absolute()
+        self.max_open_shards = max(1, int(max_open_shards))
         self.card, raw = read_card(self.root)
         self.card_hash = card_hash(raw)
         manifest_path = self.root / MANIFEST
@@ -60,7 +62,7 @@ class Dataset:
             raise DatasetError(f"{manifest_path}: rows point to shard(s) not listed in the card: "
                                + ", ".join(unknown[:5]))
         self._row_of = {sid: i for i, sid in enumerate(self.manifest["sample_id"])}
-        self._files: dict[str, h5py.File] = {}
+        self._files: OrderedDict[str, h5py.File] = OrderedDict()
         self._pid = os.getpid()
 
     # ---- selection ------------------------------------------------------------------------------------
@@ -106,13 +108,20 @@ class Dataset:
 
     # ---- pixels -----------------------------------------------------------------------------------------
     def _shard(self, rel: str) -> h5py.File:
+        """The open handle of a shard in this process (least recently used handles beyond
+        ``max_open_shards`` are closed, so a dataset of thousands of shards never exhausts file handles)."""
         if os.getpid() != self._pid:  # forked: never touch the parent's HDF5 handles
-            self._files = {}
+            self._files = OrderedDict()
             self._pid = os.getpid()
         h5 = self._files.get(rel)
         if h5 is None:
             h5 = open_shard(self.root / rel, label=rel)
             self._files[rel] = h5
+            while len(self._files) > self.max_open_shards:
+                _, old = self._files.popitem(last=False)
+                _close_quietly(old)
+        else:
+            self._files.move_to_end(rel)
         return h5
 
     def read(self, sample_id: str, arrays: Iterable[str] = ARRAYS,
@@ -136,11 +145,8 @@ class Dataset:
         """Close the HDF5 handles this process opened."""
         if os.getpid() == self._pid:
             for h5 in self._files.values():
-                try:
-                    h5.close()
-                except Exception:  # noqa: BLE001, S110 - closing a broken handle must not raise
-                    pass
-        self._files = {}
+                _close_quietly(h5)
+        self._files = OrderedDict()
 
     def __enter__(self) -> Dataset:
         return self
@@ -150,7 +156,7 @@ class Dataset:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_files"] = {}
+        state["_files"] = OrderedDict()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -159,6 +165,13 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({str(self.root)!r}, samples={len(self)}, splits={self.splits})"
+
+
+def _close_quietly(h5: h5py.File) -> None:
+    try:
+        h5.close()
+    except Exception:  # noqa: BLE001, S110 - closing a broken handle must not raise
+        pass
 
 
 def _check_window(window: tuple[int, int, int, int], height: int, width: int,
@@ -172,10 +185,11 @@ def _check_window(window: tuple[int, int, int, int], height: int, width: int,
     return y0, x0, h, w
 
 
-def open_dataset(root: str | Path) -> Dataset:
+def open_dataset(root: str | Path, max_open_shards: int = 64) -> Dataset:
     """Open a built dataset; :class:`DatasetError` naming what is missing or invalid. Shards are opened on
-    first read (a missing, truncated or corrupted shard then raises :class:`ShardError` naming the file)."""
-    return Dataset(root)
+    first read (a missing, truncated or corrupted shard then raises :class:`ShardError` naming the file); at
+    most ``max_open_shards`` stay open per process."""
+    return Dataset(root, max_open_shards=max_open_shards)
 
 
 __all__ = ["Dataset", "ShardError", "open_dataset"]
