@@ -12,8 +12,9 @@ import click
               help="Stage-2 last.pt / epoch_*.pt or model.safetensors.")
 @click.option("--dataset", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Dataset folder written by 'demmi build'.")
-@click.option("--split", default="test", show_default=True)
-@click.option("--settings", help="Comma-separated settings to fuse (default: all).")
+@click.option("--split", default="test", show_default=True, help="Split to fuse ('all': every split).")
+@click.option("--degradations", "--settings", "settings", metavar="LIST",
+              help="Comma-separated settings to fuse (default: every setting of the split).")
 @click.option("--limit", type=click.IntRange(1), help="Fuse only the first N samples.")
 @click.option("--ir", "ir_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="One IR image (with --vis) instead of --dataset.")
@@ -54,8 +55,9 @@ def fuse(checkpoint: Path, dataset: Path | None, split: str, settings: str | Non
             from tqdm.auto import tqdm
 
             bar = tqdm(desc="fusing", unit="img", leave=False)
-        written = fuse_dataset(fuser, dataset, out, split=split, settings=names, limit=limit, color=color,
-                               on_item=(lambda _sid: bar.update(1)) if bar is not None else None)
+        on_item = (lambda _sid: bar.update(1)) if bar is not None else None
+        written = fuse_dataset(fuser, dataset, out, split=None if split == "all" else split, settings=names,
+                               limit=limit, color=color, on_item=on_item)
         if bar is not None:
             bar.close()
     except (CheckpointError, ValueError, OSError) as exc:

@@ -138,7 +138,7 @@ def fuse_dataset(
     fuser: Fuser,
     root: str | Path,
     out_dir: str | Path,
-    split: str = "test",
+    split: str | None = "test",
     settings: Iterable[str] | None = None,
     limit: int | None = None,
     color: str = "auto",
@@ -146,7 +146,7 @@ def fuse_dataset(
     on_item: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Fuse every sample of ``split`` of a built dataset into ``out_dir/<safe sample id>.png`` (the layout
-    ``demmi eval`` reads). Returns the written paths in manifest order."""
+    ``demmi eval`` reads); ``split=None``: every split. Returns the written paths in manifest order."""
     from demmi_rf.ids import safe_name
     from demmi_rf.store import open_dataset
 
