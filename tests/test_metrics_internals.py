@@ -115,3 +115,26 @@ def test_matlab_gradient_and_sobel_conventions() -> None:
     flat = np.full((5, 5), 77, dtype=np.uint8)
     assert M.edge_intensity(flat) == 0.0  # replicate padding: no edge at the border
     assert M.spatial_frequency(flat) == 0.0
+
+
+def test_blockwise_reductions_equal_whole_image_formulas(monkeypatch) -> None:
+    """SF, AG, SD, MSE, CC and the histograms run in row blocks; force many tiny blocks and compare with the
+    plain whole-image formulas."""
+    from demmi_rf.metrics import _common
+
+    rng = np.random.default_rng(8)
+    f, a, b = (rng.integers(0, 256, size=(37, 23)).astype(np.uint8) for _ in range(3))
+    monkeypatch.setattr(_common, "_BLOCK_PIXELS", 50)  # 2 rows per block
+    x = f.astype(np.float64)
+    gy, gx = np.gradient(x)
+    assert M.average_gradient(f) == pytest.approx(np.sum(np.sqrt((gx**2 + gy**2) / 2)) / (36 * 22), rel=1e-13)
+    sf = math.sqrt(np.mean(np.diff(x, axis=1) ** 2) + np.mean(np.diff(x, axis=0) ** 2))
+    assert M.spatial_frequency(f) == pytest.approx(sf, rel=1e-13)
+    assert M.standard_deviation(f) == pytest.approx(float(np.std(x)), rel=1e-13)
+    mse = (np.mean((x - a) ** 2) + np.mean((x - b.astype(float)) ** 2)) / 2 / 255**2
+    assert M.mean_squared_error(f, a, b) == pytest.approx(mse, rel=1e-13)
+    r = (np.corrcoef(x.ravel(), a.ravel())[0, 1] + np.corrcoef(x.ravel(), b.ravel())[0, 1]) / 2
+    assert M.correlation_coefficient(f, a, b) == pytest.approx(r, rel=1e-12)
+    p = np.bincount(f.ravel(), minlength=256) / f.size
+    p = p[p > 0]
+    assert M.entropy(f) == pytest.approx(float(-np.sum(p * np.log2(p))), rel=1e-13)

@@ -32,9 +32,32 @@ def require_min_size(img: np.ndarray, min_h: int, min_w: int, what: str) -> None
         raise ValueError(f"{what} needs an image of at least {min_h}x{min_w} pixels, got {h}x{w}")
 
 
+_BLOCK_PIXELS = 32768
+
+
+def row_blocks(h: int, w: int) -> list[tuple[int, int]]:
+    """Row ranges ``[r0, r1)`` of about 32k pixels: whole-image reductions run block by block so that their
+    temporaries stay small (no full-size float64 or intp copies of the image)."""
+    rows = max(1, _BLOCK_PIXELS // max(w, 1))
+    return [(r0, min(h, r0 + rows)) for r0 in range(0, h, rows)]
+
+
 def hist256(img: np.ndarray) -> np.ndarray:
     """256-bin histogram (counts) of a uint8 image (MATLAB ``imhist`` with 256 bins)."""
-    return np.bincount(img.ravel(), minlength=256).astype(np.float64)
+    counts = np.zeros(256, dtype=np.int64)
+    for r0, r1 in row_blocks(*img.shape[:2]):
+        counts += np.bincount(img[r0:r1].ravel(), minlength=256)
+    return counts.astype(np.float64)
+
+
+def joint_hist256(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Joint 256 x 256 histogram (counts, flattened ``x * 256 + y``) of two equal-shape uint8 images."""
+    counts = np.zeros(256 * 256, dtype=np.int64)
+    for r0, r1 in row_blocks(*x.shape[:2]):
+        code = x[r0:r1].astype(np.intp) * 256
+        code += y[r0:r1]
+        counts += np.bincount(code.ravel(), minlength=256 * 256)
+    return counts.astype(np.float64)
 
 
 def entropy_of_counts(counts: np.ndarray, log=np.log2) -> float:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, MutableMapping
 
 import numpy as np
 
+from ._strips import warm_allocator
 from .color import rgb2gray
 from .profiles import DEFAULT_PROFILE, MetricSpec, Profile, get_profile
 
@@ -82,6 +83,7 @@ def evaluate(
     Raises ValueError for an unknown profile or metric key, a non-uint8 array, a wrong number of channels, or
     images whose shapes differ.
     """
+    warm_allocator()
     prof = get_profile(profile)
     specs = _select(prof, metrics)
     f, a, b = check_inputs(fused, ir, vis)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import gray_u8, require_min_size
+from ._common import gray_u8, require_min_size, row_blocks
 from ._filters import correlate2d
 
 
@@ -19,15 +19,22 @@ def spatial_frequency(fused: np.ndarray, convention: str = "tang") -> float:
     Reference: Eskicioglu & Fisher, IEEE Trans. Commun. 1995.
     """
     f = gray_u8(fused, "fused")
+    if convention not in ("tang", "vifb", "cddfuse"):
+        raise ValueError(f"unknown SF convention {convention!r}; expected tang, vifb or cddfuse")
     require_min_size(f, 2, 2, "SF")
-    x = f.astype(np.float64)
-    dr = np.diff(x, axis=1)
-    dc = np.diff(x, axis=0)
-    if convention in ("tang", "cddfuse"):
-        return float(np.sqrt(np.mean(dr * dr) + np.mean(dc * dc)))
+    h, w = f.shape
+    row_sq = 0.0  # sums of squared integer differences: exact in float64, block by block
+    col_sq = 0.0
+    for r0, r1 in row_blocks(h, w):
+        blk = f[r0 : min(h, r1 + 1)].astype(np.float64)  # one more row for the vertical differences
+        dr = np.diff(blk[: r1 - r0], axis=1)
+        row_sq += float(np.sum(dr * dr))
+        if blk.shape[0] > 1:
+            dc = np.diff(blk, axis=0)
+            col_sq += float(np.sum(dc * dc))
     if convention == "vifb":
-        return float(np.sqrt((np.sum(dr * dr) + np.sum(dc * dc)) / x.size))
-    raise ValueError(f"unknown SF convention {convention!r}; expected tang, vifb or cddfuse")
+        return float(np.sqrt((row_sq + col_sq) / (h * w)))
+    return float(np.sqrt(row_sq / (h * (w - 1)) + col_sq / ((h - 1) * w)))
 
 
 def average_gradient(fused: np.ndarray, convention: str = "tang") -> float:
@@ -42,16 +49,19 @@ def average_gradient(fused: np.ndarray, convention: str = "tang") -> float:
     Input: uint8 gray, 0-255 scale; needs at least 2x2 pixels. Reference: Cui et al., Opt. Commun. 2015.
     """
     f = gray_u8(fused, "fused")
+    if convention not in ("tang", "vifb", "cddfuse"):
+        raise ValueError(f"unknown AG convention {convention!r}; expected tang, vifb or cddfuse")
     require_min_size(f, 2, 2, "AG")
-    x = f.astype(np.float64)
-    gy, gx = np.gradient(x)
-    total = float(np.sum(np.sqrt((gx * gx + gy * gy) / 2.0)))
-    h, w = x.shape
-    if convention in ("tang", "vifb"):
-        return total / ((h - 1) * (w - 1))
+    h, w = f.shape
+    total = 0.0
+    for r0, r1 in row_blocks(h, w):
+        lo, hi = max(0, r0 - 1), min(h, r1 + 1)  # one halo row each side: central differences across blocks
+        gy, gx = np.gradient(f[lo:hi].astype(np.float64))
+        s = np.sqrt((gx * gx + gy * gy) / 2.0)
+        total += float(np.sum(s[r0 - lo : r1 - lo]))
     if convention == "cddfuse":
         return total / (h * w)
-    raise ValueError(f"unknown AG convention {convention!r}; expected tang, vifb or cddfuse")
+    return total / ((h - 1) * (w - 1))
 
 
 _SOBEL = np.array([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])  # fspecial('sobel')

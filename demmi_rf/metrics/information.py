@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import entropy_of_counts, gray_u8, hist256, triple
+from ._common import entropy_of_counts, gray_u8, hist256, joint_hist256, triple
 
 
 def entropy(fused: np.ndarray) -> float:
@@ -39,32 +39,24 @@ def cross_entropy(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
 CONVENTIONS = ("tang", "vifb", "cddfuse")
 
 
-def _joint_counts(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    idx = x.astype(np.int64).ravel() * 256 + y.astype(np.int64).ravel()
-    return np.bincount(idx, minlength=256 * 256).astype(np.float64)
-
-
 def _mi_tang(f: np.ndarray, s: np.ndarray) -> float:
     # Quirk (tang, Hab.m): the joint histogram indexes with `uint8 + 1`, which saturates at 255, so levels 254
     # and 255 share one joint bin while the marginal entropies (MATLAB `entropy`) keep them apart.
-    fs = np.minimum(f.astype(np.int64), 254)
-    ss = np.minimum(s.astype(np.int64), 254)
-    h_joint = entropy_of_counts(_joint_counts(fs, ss))
+    h_joint = entropy_of_counts(joint_hist256(np.minimum(f, 254), np.minimum(s, 254)))
     return entropy_of_counts(hist256(s)) + entropy_of_counts(hist256(f)) - h_joint
 
 
 def _minmax_levels(x: np.ndarray) -> np.ndarray:
     # VIFB mutinf: (x - min) / (max - min), then int16(. * 255) (round half away from zero); a constant image
     # becomes all zeros.
-    a = x.astype(np.float64)
-    lo, hi = a.min(), a.max()
+    lo, hi = float(x.min()), float(x.max())
     if hi == lo:
-        return np.zeros(a.shape, dtype=np.int64)
-    return np.floor((a - lo) / (hi - lo) * 255.0 + 0.5).astype(np.int64)
+        return np.zeros(x.shape, dtype=np.uint8)
+    return np.floor((x.astype(np.float64) - lo) / (hi - lo) * 255.0 + 0.5).astype(np.uint8)
 
 
 def _mi_nats(f: np.ndarray, s: np.ndarray) -> float:
-    joint = _joint_counts(s, f)
+    joint = joint_hist256(s, f)
     h_s = entropy_of_counts(joint.reshape(256, 256).sum(axis=1), np.log)
     h_f = entropy_of_counts(joint.reshape(256, 256).sum(axis=0), np.log)
     return h_s + h_f - entropy_of_counts(joint, np.log)

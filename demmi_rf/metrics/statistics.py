@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import gray_u8, triple
+from ._common import gray_u8, hist256, row_blocks, triple
 
 
 def standard_deviation(fused: np.ndarray) -> float:
@@ -14,23 +14,41 @@ def standard_deviation(fused: np.ndarray) -> float:
     VIFB (``metricsVariance.m``, which calls it "Variance") and CDDFuse (``numpy.std``). Reference: Rao,
     Meas. Sci. Technol. 1997.
     """
-    return float(np.std(gray_u8(fused, "fused").astype(np.float64)))
+    counts = hist256(gray_u8(fused, "fused"))  # from the histogram: no full-size float copy
+    levels = np.arange(256, dtype=np.float64)
+    n = counts.sum()
+    mean = float(np.sum(counts * levels)) / n
+    return float(np.sqrt(np.sum(counts * (levels - mean) ** 2) / n))
 
 
 class _Moments:
-    """Exact first and second moments of integer images (float64 dot products of integers < 2^53 are exact)."""
+    """Exact first and second moments of three 8-bit images ``(F, A, B)`` (indices 0, 1, 2).
 
-    def __init__(self, *imgs: np.ndarray) -> None:
-        self.v = [np.ascontiguousarray(x, dtype=np.float64).ravel() for x in imgs]
-        self.n = self.v[0].size
-        self.s = [int(np.sum(x)) for x in self.v]
-        self._dots: dict[tuple[int, int], int] = {}
+    ``s[i] = sum(X_i)``, ``dot(i, j) = sum(X_i X_j)`` as Python integers: per row block, float64 sums of
+    integer data and of their products are exact (every partial sum stays far below 2^53). Products are summed
+    with numpy, not BLAS ``dot``: a threaded BLAS would spin extra cores for these short vectors.
+    """
+
+    def __init__(self, f: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        self.n = f.size
+        s = [0, 0, 0]
+        d = [[0] * 3 for _ in range(3)]
+        for r0, r1 in row_blocks(*f.shape):
+            v = [x[r0:r1].astype(np.float64).ravel() for x in (f, a, b)]
+            prod = np.empty_like(v[0])
+            for i in range(3):
+                s[i] += int(np.sum(v[i]))
+                for j in range(i, 3):
+                    d[i][j] += int(np.sum(np.multiply(v[i], v[j], out=prod)))
+        self.s = s
+        self._d = d
 
     def dot(self, i: int, j: int) -> int:
-        key = (min(i, j), max(i, j))
-        if key not in self._dots:
-            self._dots[key] = int(np.dot(self.v[key[0]], self.v[key[1]]))
-        return self._dots[key]
+        return self._d[min(i, j)][max(i, j)]
+
+    def sse(self, i: int, j: int) -> int:
+        """``sum((X_i - X_j)^2)``."""
+        return self.dot(i, i) - 2 * self.dot(i, j) + self.dot(j, j)
 
 
 def _corr_exact(n: int, sx: int, sy: int, sxx: int, syy: int, sxy: int) -> float:
@@ -73,11 +91,6 @@ def scd(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
     return r1 + r2
 
 
-def _sse(f: np.ndarray, s: np.ndarray) -> float:
-    d = f.astype(np.float64).ravel() - s.astype(np.float64).ravel()
-    return float(np.dot(d, d))  # exact: integer terms, partial sums far below 2^53
-
-
 MSE_CONVENTIONS = ("tang", "vifb", "cddfuse")
 
 
@@ -93,14 +106,17 @@ def mean_squared_error(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, conve
 
     Input: uint8 gray. No border handling.
     """
-    f, a, b = triple(fused, ir, vis)
-    n = f.size
+    if convention not in MSE_CONVENTIONS:
+        raise ValueError(f"unknown MSE convention {convention!r}; expected one of {MSE_CONVENTIONS}")
+    m = _Moments(*triple(fused, ir, vis))  # 0 = F, 1 = IR, 2 = VIS
+    n = m.n
+    sse_a, sse_b = m.sse(0, 1), m.sse(0, 2)
     if convention == "tang":
-        return (_sse(f, a) + _sse(f, b)) / (2.0 * n * 255.0 * 255.0)
+        return (sse_a + sse_b) / (2.0 * n * 255.0 * 255.0)
     if convention == "cddfuse":
-        return (_sse(f, a) + _sse(f, b)) / (2.0 * n)
+        return (sse_a + sse_b) / (2.0 * n)
     if convention == "vifb":
-        return float((np.sqrt(_sse(f, b)) + np.sqrt(_sse(f, a))) / (2.0 * n))
+        return float((np.sqrt(sse_b) + np.sqrt(sse_a)) / (2.0 * n))
     raise ValueError(f"unknown MSE convention {convention!r}; expected one of {MSE_CONVENTIONS}")
 
 

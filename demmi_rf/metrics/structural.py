@@ -42,8 +42,9 @@ def _ssim_matlab_pair(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[floa
     return float(sums[0] / f.size), float(sums[1] / f.size)
 
 
-def _ssim_wang_valid(x: np.ndarray, y: np.ndarray) -> float:
-    """Textbook SSIM (Wang et al. 2004): L = 255, 11x11 Gaussian sigma 1.5, 'valid' region (VIFB ``ssim``)."""
+def _wang_maps_strip(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Sums of the textbook SSIM map and of its contrast-structure factor over one strip ('valid', L = 255)."""
+    x, y = x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
     c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
     ux = correlate_valid_sep(x, _G11)
     uy = correlate_valid_sep(y, _G11)
@@ -51,8 +52,22 @@ def _ssim_wang_valid(x: np.ndarray, y: np.ndarray) -> float:
     sx = correlate_valid_sep(x * x, _G11) - uxx
     sy = correlate_valid_sep(y * y, _G11) - uyy
     sxy = correlate_valid_sep(x * y, _G11) - uxy
-    ssim_map = (2 * uxy + c1) * (2 * sxy + c2) / ((uxx + uyy + c1) * (sx + sy + c2))
-    return float(np.mean(ssim_map))
+    cs_map = (2 * sxy + c2) / (sx + sy + c2)
+    ssim_map = (2 * uxy + c1) / (uxx + uyy + c1) * cs_map
+    return float(np.sum(ssim_map)), float(np.sum(cs_map))
+
+
+def _wang_means(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(mean SSIM, mean contrast-structure) of the textbook SSIM maps: L = 255, Gaussian 11/1.5, 'valid'."""
+    h, w = x.shape
+    sums = strip_sums(_wang_maps_strip, (x, y), 10)
+    n = (h - 10) * (w - 10)
+    return float(sums[0] / n), float(sums[1] / n)
+
+
+def _ssim_wang_valid(x: np.ndarray, y: np.ndarray) -> float:
+    """Textbook SSIM (Wang et al. 2004): L = 255, 11x11 Gaussian sigma 1.5, 'valid' region (VIFB ``ssim``)."""
+    return _wang_means(x, y)[0]
 
 
 def _ssim_skimage_f32(x: np.ndarray, y: np.ndarray) -> float:
@@ -113,8 +128,7 @@ def ssim(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "
     if convention in ("vifb", "std"):
         if h < 11 or w < 11:
             raise ValueError(f"SSIM ({convention}) needs an image of at least 11x11 pixels, got {h}x{w}")
-        fd, ad, bd = (v.astype(np.float64) for v in (f, a, b))
-        total = _ssim_wang_valid(bd, fd) + _ssim_wang_valid(ad, fd)
+        total = _ssim_wang_valid(b, f) + _ssim_wang_valid(a, f)
         return total if convention == "vifb" else total / 2.0
     if convention == "cddfuse":
         if h < 7 or w < 7:
@@ -260,20 +274,14 @@ def _avg_pool_2x2(x: np.ndarray) -> np.ndarray:
 
 
 def _ms_ssim_wang(x: np.ndarray, y: np.ndarray) -> float:
-    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
     factors = []
     for level in range(len(_MS_WEIGHTS)):
-        ux, uy = correlate_valid_sep(x, _G11), correlate_valid_sep(y, _G11)
-        sx = correlate_valid_sep(x * x, _G11) - ux * ux
-        sy = correlate_valid_sep(y * y, _G11) - uy * uy
-        sxy = correlate_valid_sep(x * y, _G11) - ux * uy
-        cs_map = (2 * sxy + c2) / (sx + sy + c2)
+        ssim_mean, cs_mean = _wang_means(x, y)
         if level < len(_MS_WEIGHTS) - 1:
-            factors.append(max(float(np.mean(cs_map)), 0.0))
-            x, y = _avg_pool_2x2(x), _avg_pool_2x2(y)
+            factors.append(max(cs_mean, 0.0))
+            x, y = _avg_pool_2x2(x.astype(np.float64)), _avg_pool_2x2(y.astype(np.float64))
         else:
-            lum = (2 * ux * uy + c1) / (ux * ux + uy * uy + c1)
-            factors.append(max(float(np.mean(lum * cs_map)), 0.0))
+            factors.append(max(ssim_mean, 0.0))
     return float(np.prod(np.array(factors) ** _MS_WEIGHTS))
 
 
@@ -294,5 +302,4 @@ def ms_ssim_std(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
     if min(h, w) < ms_ssim_std_min_side():
         raise ValueError(f"MS_SSIM (std) needs min(H, W) >= {ms_ssim_std_min_side()} (5 scales of an 11x11 "
                          f"window), got {h}x{w}")
-    fd, ad, bd = (v.astype(np.float64) for v in (f, a, b))
-    return (_ms_ssim_wang(fd, ad) + _ms_ssim_wang(fd, bd)) / 2.0
+    return (_ms_ssim_wang(f, a) + _ms_ssim_wang(f, b)) / 2.0
