@@ -1,4 +1,4 @@
-"""Input checks shared by the metric functions."""
+"""Shared by the metric functions: input checks, row blocks, exact 8-bit histograms, entropy of counts."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Filtering helpers shared by the metrics: MATLAB-equivalent kernels, paddings and exact box sums.
 
-Every helper works on float64 arrays (or integer arrays for the exact box sums) and states which MATLAB / scipy
-call it stands in for. Correlation (not convolution) is used throughout; the kernels here are symmetric or the
-callers flip them explicitly.
+The filters compute in float64 (8-bit input is converted) and state which MATLAB call they stand in for.
+Correlation (not convolution) is used throughout; the kernels here are symmetric or the callers flip them.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ _BORDERS = {
     "zero": cv2.BORDER_CONSTANT,  # MATLAB conv2(...,'same') / imfilter default
     "replicate": cv2.BORDER_REPLICATE,  # imfilter(...,'replicate')
     "mirror": cv2.BORDER_REFLECT_101,  # d c b | a b c d | c b a  (per_extn_im_fn, scipy 'mirror')
-    "symmetric": cv2.BORDER_REFLECT,  # c b a | a b c d | d c b  (imfilter 'symmetric', scipy 'reflect')
 }
 
 
@@ -29,14 +27,6 @@ def fspecial_gaussian_1d(size: int, sigma: float) -> np.ndarray:
     x = np.arange(size, dtype=np.float64) - half
     g = np.exp(-(x * x) / (2.0 * sigma * sigma))
     return g / g.sum()
-
-
-def correlate_sep(img: np.ndarray, k: np.ndarray, border: str) -> np.ndarray:
-    """'same'-size separable correlation of a float64 image with the 1-D kernel ``k`` along both axes."""
-    k = np.ascontiguousarray(k, dtype=np.float64)
-    return cv2.sepFilter2D(
-        np.ascontiguousarray(img, dtype=np.float64), cv2.CV_64F, k, k, borderType=_BORDERS[border]
-    )
 
 
 def correlate_valid_sep(img: np.ndarray, k: np.ndarray) -> np.ndarray:
