@@ -236,6 +236,12 @@ def test_vifb_rgb_is_a_per_channel_mean_and_vifb_on_gray(crop) -> None:
             assert native[key] == pytest.approx(np.mean([c[key] for c in chans]), rel=1e-12), key
     gray = rgb2gray(fused)
     assert evaluate(gray, ir, vis_rgb, "vifb_rgb") == evaluate(gray, ir, vis_gray, "vifb")
+    # RGB fused with a gray VIS (e.g. TNO): the gray VIS is the reference of every channel
+    mixed = evaluate(fused, ir, vis_gray, "vifb_rgb", metrics=["MI", "Qabf"])
+    for key, value in mixed.items():
+        per = [evaluate(np.ascontiguousarray(fused[..., k]), ir, vis_gray, "vifb", metrics=[key])[key]
+               for k in range(3)]
+        assert value == pytest.approx(np.mean(per), rel=1e-12)
 
 
 def test_rgb2gray_uses_matlab_weights_and_rounding(crop) -> None:
