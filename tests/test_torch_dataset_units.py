@@ -227,6 +227,10 @@ def test_settings_filter_by_names(store):
     assert {ds.info(i).setting for i in range(len(ds))} == {"stripe", "clean"}
     assert len(ds) == 2 * len(STORE_PAIRS)
     assert len(DeMMIDataset(store, settings="noise50")) == len(STORE_PAIRS)
+    from demmi_rf.settings import parse_setting
+
+    assert len(DeMMIDataset(store, settings=parse_setting("stripe"))) == len(STORE_PAIRS)
+    assert len(DeMMIDataset(store, settings=[parse_setting("stripe"), "clean"])) == 2 * len(STORE_PAIRS)
 
 
 def test_pairing_same_window_and_transform_for_every_array(store):

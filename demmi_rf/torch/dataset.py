@@ -269,6 +269,8 @@ def _describe(settings: SettingsArg) -> str:
 
 def _select(store: Any, split: str | None, settings: SettingsArg) -> Any:
     """Manifest rows of ``split`` with the chosen settings, in manifest order."""
+    if hasattr(settings, "atoms") and not callable(settings):  # one parsed Setting
+        settings = str(settings)
     if settings is None or isinstance(settings, str):
         return store.samples(split=split, settings=None if settings is None else [settings])
     if callable(settings):
@@ -278,7 +280,7 @@ def _select(store: Any, split: str | None, settings: SettingsArg) -> Any:
         parsed = {name: parse_setting(name) for name in frame["setting"].unique()}
         keep = frame["setting"].map(lambda name: bool(settings(parsed[name])))
         return frame[keep.to_numpy(dtype=bool)]
-    return store.samples(split=split, settings=list(settings))
+    return store.samples(split=split, settings=[s if isinstance(s, str) else str(s) for s in settings])
 
 
 def _items(frame: Any, task: str) -> list[ItemInfo]:
