@@ -14,9 +14,10 @@ and CPU affinity where the OS allows it) unless ``--all-cores``:
 3. the floor: sixteen ``standard_normal(VIS shape, dtype=float32)`` draws, and a full pass of the 16 v1
    settings over the pair; targets: full pass <= 2 x floor, and < 0.5 s on one core.
 
-All functions of a section are timed in interleaved rounds (one call of each per round) so that they see
-the same machine load, on process CPU time (the cost on one core, insensitive to waiting for a shared CPU):
-the minimum over rounds (``timeit``'s convention: the least disturbed run) and, in brackets, the median.
+All functions of a section are timed in interleaved rounds (one call of each per round, in a shuffled
+order) so that they see the same machine load, on process CPU time (the cost on one core, insensitive to
+waiting for a shared CPU): the minimum over rounds (``timeit``'s convention: the least disturbed run) and,
+in brackets, the median.
 Ratios use the minima. Only ratios measured in the same run are meaningful.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import time
@@ -52,14 +54,18 @@ WALL: dict[str, float] = {}  # label -> median wall seconds of the last interlea
 
 
 def interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> Timings:
-    """(min, median) process CPU seconds of each function, called once per round in turn (after one
-    warm-up); the median wall-clock seconds go to ``WALL``."""
+    """(min, median) process CPU seconds of each function, each called once per round in a shuffled order
+    (after one warm-up); the median wall-clock seconds go to ``WALL``."""
     for fn in fns.values():
         fn()
     cpu: dict[str, list[float]] = {k: [] for k in fns}
     wall: dict[str, list[float]] = {k: [] for k in fns}
+    order = list(fns)
+    shuffler = random.Random(0)
     for _ in range(rounds):
-        for k, fn in fns.items():
+        shuffler.shuffle(order)  # no function always follows the same one (cache, freed memory)
+        for k in order:
+            fn = fns[k]
             c0, w0 = time.process_time(), time.perf_counter()
             fn()
             cpu[k].append(time.process_time() - c0)
