@@ -1,0 +1,147 @@
+"""``demmi leaderboard``: one table across methods; refuses to mix datasets, profiles, references, splits."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from demmi_cli.main import cli
+from demmi_rf.errors import DemmiError
+from demmi_rf.evaluation import check_compatible, read_results, render_leaderboard
+from demmi_rf.evaluation.results import decode_float, encode_float
+
+
+def run(args: list[str], ok: bool = True):
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def results_files(tmp_path_factory, samples_dir) -> dict[str, Path]:
+    """Results of three baselines (paper profile) on a one-pair (TNO 07, gray) two-setting build."""
+    from demmi_rf.build import build_dataset
+
+    tmp = tmp_path_factory.mktemp("lb")
+    src = tmp / "src"
+    for rel in ("TNO/ir/07.png", "TNO/vi/07.png"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(samples_dir / rel, src / rel)
+    ds = tmp / "ds"
+    build_dataset(ds, [src / "TNO"], settings=["clean", "noise25"], workers=1)
+    out = {}
+    for name in ("average", "max", "oracle-clean"):
+        fused = tmp / "fused" / name
+        run(["baseline", name, "--dataset", str(ds), "--out", str(fused), "--workers", "1", "--no-progress"])
+        out[name] = tmp / "results" / f"{name}.json"
+        run(["eval", "--dataset", str(ds), "--fused", str(fused), "--method", name, "--profile", "paper",
+             "--out", str(out[name]), "--workers", "1", "--no-progress"])
+    return out
+
+
+def mutated(src: Path, dst: Path, change) -> Path:
+    data = json.loads(src.read_text())
+    change(data)
+    dst.write_text(json.dumps(data))
+    return dst
+
+
+def test_markdown_table_has_every_method_with_its_mean_row(results_files):
+    files = [str(p) for p in results_files.values()]
+    out = run(["leaderboard", *files]).output
+    lines = out.splitlines()
+    res = read_results(results_files["max"])
+    assert lines[0].startswith(f"Dataset {res['dataset']['name']} (card {res['dataset']['card_hash'][:12]})")
+    assert "profile paper, reference clean; mean over 2 settings" in lines[0]
+    assert lines[2] == "| method | CC ↑ | MSE ↓ | PSNR_paper ↑ | Nabf ↓ | MS_SSIM ↑ |"
+    body = [ln for ln in lines[4:] if ln.startswith("| ")]
+    assert [ln.split("|")[1].strip() for ln in body] == ["average", "max", "oracle-clean"]
+    mean_cc = next(r for r in res["table"] if r["setting"] == "mean")["values"]["CC"]
+    assert f"{mean_cc:.4f}" in body[1]
+
+
+def test_csv_has_full_precision_values_of_a_chosen_row(results_files):
+    files = [str(p) for p in results_files.values()]
+    text = run(["leaderboard", *files, "--format", "csv", "--setting", "noise25"]).output
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["method"] for r in rows] == ["average", "max", "oracle-clean"]
+    for r, path in zip(rows, results_files.values()):
+        res = read_results(path)
+        want = next(t for t in res["table"] if t["setting"] == "noise25")["values"]
+        assert float(r["MSE"]) == decode_float(want["MSE"])  # repr round-trips exactly
+        assert r["setting"] == "noise25" and r["card_hash"] == res["dataset"]["card_hash"]
+
+
+def test_sort_orders_by_the_metric_direction(results_files):
+    loaded = [read_results(p) for p in results_files.values()]
+    labels = [str(p) for p in results_files.values()]
+    by_mse = render_leaderboard(loaded, labels, fmt="csv", sort="MSE")  # lower is better
+    mses = [float(r["MSE"]) for r in csv.DictReader(io.StringIO(by_mse))]
+    assert mses == sorted(mses)
+    by_cc = render_leaderboard(loaded, labels, fmt="csv", sort="CC")  # higher is better
+    ccs = [float(r["CC"]) for r in csv.DictReader(io.StringIO(by_cc))]
+    assert ccs == sorted(ccs, reverse=True)
+    with pytest.raises(DemmiError, match="cannot sort by 'EN'"):
+        render_leaderboard(loaded, labels, sort="EN")
+    with pytest.raises(DemmiError, match="no row 'haze'"):
+        render_leaderboard(loaded, labels, setting="haze")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["dataset"].update(card_hash="0" * 64, name="other"), "different dataset card"),
+        (lambda d: d.update(profile="tang"), "different metric profile"),
+        (lambda d: d.update(reference="degraded"), "different reference"),
+        (lambda d: d.update(split="train"), "different split"),
+        (lambda d: d.update(settings=["clean"]), "different settings scored"),
+        (lambda d: d.update(method="average"), "method 'average' appears twice"),
+    ],
+)
+def test_refuses_to_mix_incompatible_results(results_files, tmp_path, change, message):
+    bad = mutated(results_files["max"], tmp_path / "bad.json", change)
+    result = run(["leaderboard", str(results_files["average"]), str(bad)], ok=False)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "bad.json" in result.output  # the message names the offending file
+
+
+def test_incomplete_results_and_mixed_versions_are_flagged(results_files):
+    a = read_results(results_files["average"])
+    b = copy.deepcopy(read_results(results_files["max"]))
+    b["samples"].update(complete=False, scored=1, expected=2)
+    b["toolkit_version"] = "9.9.9"
+    text = render_leaderboard([a, b], ["a.json", "b.json"])
+    assert "| max (1/2 samples) |" in text
+    assert "different toolkit versions" in text
+    check_compatible([a, b], ["a.json", "b.json"])  # allowed: same dataset, profile, reference, split
+
+
+def test_non_results_files_are_rejected(tmp_path, results_files):
+    junk = tmp_path / "junk.json"
+    junk.write_text(json.dumps({"hello": 1}))
+    result = run(["leaderboard", str(junk)], ok=False)
+    assert result.exit_code != 0 and "not a DeMMI-RF results file" in result.output
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert "not a readable JSON" in run(["leaderboard", str(broken)], ok=False).output
+
+
+def test_leaderboard_out_file(results_files, tmp_path):
+    out = tmp_path / "table.md"
+    run(["leaderboard", *map(str, results_files.values()), "--out", str(out)])
+    assert out.read_text().count("\n| ") == 4  # header + 3 methods
+
+
+def test_float_encoding_round_trips():
+    for v in (0.1, 1e-300, 123.456, float("inf"), float("-inf")):
+        assert decode_float(json.loads(json.dumps(encode_float(v)))) == v
+    assert encode_float(float("nan")) is None and decode_float(None) != decode_float(None)
