@@ -26,10 +26,12 @@ import click
 @click.option("--batch-size", type=click.IntRange(1), help="Override the batch size per process.")
 @click.option("--patch-size", type=click.IntRange(16), help="Override the crop size.")
 @click.option("--workers", "num_workers", type=click.IntRange(0), help="Override DataLoader workers.")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
+              help="Wall-clock budget: end the epoch in which it runs out early, save, and stop.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(dataset: Path | None, stage: int, config: str, out: Path, init: Path | None, resume: bool, device: str,
           amp: bool, dry_run: bool, epochs: int | None, steps_per_epoch: int | None, batch_size: int | None,
-          patch_size: int | None, num_workers: int | None, progress: bool) -> None:
+          patch_size: int | None, num_workers: int | None, max_minutes: float | None, progress: bool) -> None:
     """Train TG-ECNet on a built DeMMI-RF dataset (multi-GPU: launch with torchrun)."""
     from tgecnet_ref.train import CheckpointError, TrainOptions
     from tgecnet_ref.train import train as run
@@ -43,7 +45,8 @@ def train(dataset: Path | None, stage: int, config: str, out: Path, init: Path |
     opts = TrainOptions(dataset=dataset, stage=stage, out=out, config=config, init=init, resume=resume,
                         device=device, amp=amp, dry_run=dry_run, progress=progress, epochs=epochs,
                         steps_per_epoch=steps_per_epoch, batch_size=batch_size, patch_size=patch_size,
-                        num_workers=num_workers, echo=click.echo)
+                        num_workers=num_workers, echo=click.echo,
+                        max_seconds=None if max_minutes is None else 60.0 * max_minutes)
     try:
         result = run(opts)
     except (CheckpointError, FileExistsError, FileNotFoundError, ValueError) as exc:

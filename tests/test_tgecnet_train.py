@@ -172,3 +172,10 @@ def test_lr_schedule() -> None:
     assert lr_factor(50, 4, 20, min_ratio=0.1) == pytest.approx(0.1)
     vals = [lr_factor(s, 4, 20) for s in range(4, 21)]
     assert all(a >= b for a, b in zip(vals, vals[1:]))
+
+
+def test_time_budget_stops_after_the_step_that_runs_out(dataset: Path, tmp_path: Path) -> None:
+    r = train(_opts(dataset, tmp_path / "t", epochs=3, max_seconds=0.0))
+    assert r.steps == 1 and r.epochs == 1
+    assert load_checkpoint(tmp_path / "t" / "last.pt")["step"] == 1
+    assert (tmp_path / "t" / "model.safetensors").is_file()

@@ -90,7 +90,8 @@ class NoisyTopKGate(nn.Module):
             if use_noise and self.k < self.num_experts:
                 load = self._prob_in_top_k(clean, logits, noise_std, top_logits).sum(0)
             else:
-                load = torch.bincount(k_idx.reshape(-1), minlength=self.num_experts).to(gates.dtype)
+                flat = k_idx.reshape(-1)  # counts by index_add: a static output shape (torch.compile)
+                load = gates.new_zeros(self.num_experts).index_add(0, flat, torch.ones_like(flat, dtype=gates.dtype))
         return Routing(k_idx, gates, log_gates, importance, load)
 
     def _prob_in_top_k(

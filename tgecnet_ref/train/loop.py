@@ -66,6 +66,7 @@ class TrainOptions:
     batch_size: int | None = None
     patch_size: int | None = None
     num_workers: int | None = None
+    max_seconds: float | None = None  # wall-clock budget: the epoch in which it runs out ends early, then stop
     echo: Callable[[str], None] = print
 
 
@@ -250,6 +251,9 @@ class _Run:
         history: list[dict[str, float]] = []
         last_path: Path | None = self.run_dir / "last.pt" if ckpt is not None else None
 
+        t_start = time.perf_counter()
+        epochs_done = start_epoch
+        out_of_time = False
         for epoch in range(start_epoch, scfg.epochs):
             sampler.set_epoch(epoch)
             if hasattr(dataset, "set_epoch"):
@@ -257,6 +261,7 @@ class _Run:
             net.train()
             model.train()
             sums: dict[str, float] = defaultdict(float)
+            n_done = 0
             t0 = time.perf_counter()
             bar = _progress(spe, f"stage {self.stage} epoch {epoch + 1}/{scfg.epochs}",
                             opts.progress and env.is_main)
@@ -273,12 +278,13 @@ class _Run:
                 optimizer.step()
                 scheduler.step()
                 step += 1
-                values = {k: float(v.detach()) for k, v in losses.items()}
+                values = dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
                 if not all(v == v and abs(v) != float("inf") for v in values.values()):
                     raise FloatingPointError(f"stage {self.stage}: non-finite loss {values} at epoch {epoch + 1}, "
                                              f"step {step}; lower the learning rate or check the data")
                 for k, v in values.items():
                     sums[k] += v
+                n_done += 1
                 if step_log is not None and (step % max(1, scfg.log_every) == 0 or i == spe - 1):
                     dt = time.perf_counter() - ts
                     step_log.write({"epoch": epoch, "step": step, "lr": lr, **values,
@@ -286,14 +292,19 @@ class _Run:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{values['loss']:.4f}")
+                if opts.max_seconds is not None:
+                    out_of_time = _agree(time.perf_counter() - t_start > opts.max_seconds, env, device)
+                    if out_of_time:
+                        break
             if bar is not None:
                 bar.close()
-            means = mean_over_ranks({k: v / spe for k, v in sums.items()}, env, device)
+            means = mean_over_ranks({k: v / max(1, n_done) for k, v in sums.items()}, env, device)
             history.append(means)
             rngs = gather_objects(rng_state(), env)
             if env.is_main:
                 assert epoch_log is not None
-                epoch_log.write({"epoch": epoch, "step": step, **means, "seconds": time.perf_counter() - t0})
+                epoch_log.write({"epoch": epoch, "step": step, **means, "seconds": time.perf_counter() - t0,
+                                 "steps": n_done})
                 payload = {"stage": self.stage, "epoch": epoch + 1, "step": step, "config": self.cfg.to_dict(),
                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                            "scheduler": scheduler.state_dict(), "rng": rngs,
@@ -302,12 +313,15 @@ class _Run:
                 if (epoch + 1) % max(1, scfg.save_every) == 0 or epoch + 1 == scfg.epochs:
                     shutil.copyfile(last_path, self.run_dir / f"epoch_{epoch + 1:04d}.pt")
             barrier(env)
+            epochs_done = epoch + 1
+            if out_of_time:
+                break
         if env.distributed:
             _check_replicas_agree(module, env, device)
         if env.is_main:
             export_safetensors(self.run_dir / "model.safetensors", model.state_dict(), self.cfg, self.stage)
         barrier(env)
-        return TrainResult(self.run_dir, self.stage, max(start_epoch, scfg.epochs), step, last_path,
+        return TrainResult(self.run_dir, self.stage, epochs_done, step, last_path,
                            parameter_summary(model), history)
 
     def _step(self, net: torch.nn.Module, batch: dict[str, Any], amp: Any) -> dict[str, torch.Tensor]:
@@ -320,6 +334,15 @@ class _Run:
         with amp:
             out = net(vis, ir)
         return fusion_loss(out.fused.float(), vis_clean, ir_clean, out.balance, self.scfg)
+
+
+def _agree(flag: bool, env: DistEnv, device: torch.device) -> bool:
+    """True on every process when it is true on any (so that all processes stop at the same step)."""
+    if not env.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 def _check_replicas_agree(module: torch.nn.Module, env: DistEnv, device: torch.device) -> None:
