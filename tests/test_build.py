@@ -196,6 +196,7 @@ def test_building_into_a_folder_of_another_recipe_is_refused(tmp_path, small_dat
     (foreign / "holiday.jpg").write_bytes(b"x")
     with pytest.raises(BuildError, match="not empty and holds no DeMMI-RF build"):
         build_dataset(foreign, settings=["haze"], workers=1)
+    assert [p.name for p in foreign.iterdir()] == ["holiday.jpg"], "a refused build must write nothing"
     assert (copy / "dataset.json").is_file(), "a refused build must not touch the existing dataset"
 
 

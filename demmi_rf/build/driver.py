@@ -28,7 +28,7 @@ from ..store.layout import BUILD_LOG, CARD, DATASET_FORMAT, DATASET_FORMAT_VERSI
 from ..store.manifest import manifest_bytes, rows_to_frame
 from .errors import BuildError
 from .executors import run_tasks
-from .outdir import check_recipe, locked, prepare
+from .outdir import check_foreign, check_recipe, locked, prepare
 from .plan import ShardTask, plan_shards
 from .task import run_shard
 
@@ -91,6 +91,7 @@ def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
         raise BuildError(f"no IR/VIS pairs found under {', '.join(labels)}" + (f" ({problems})" if problems else ""))
     tasks = plan_shards(scan.pairs, effective, str(out), ir16=ir16, source_roots=tuple(str(r) for r in roots))
 
+    check_foreign(out)
     with locked(out):
         check_recipe(out, effective)
         prepare(out, {t.file for t in tasks})

@@ -67,6 +67,17 @@ def locked(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def check_foreign(out: Path) -> None:
+    """Refuse an existing, non-empty folder that holds no DeMMI-RF build (checked before anything is written
+    into it)."""
+    if not out.is_dir() or (out / RECIPE).is_file() or (out / CARD).is_file():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in _OURS)
+    if foreign:
+        raise BuildError(f"{out} is not empty and holds no DeMMI-RF build ({', '.join(foreign[:5])}...); "
+                         "choose an empty or new --out folder")
+
+
 def check_recipe(out: Path, recipe: Recipe) -> None:
     """Refuse a folder that holds another recipe's build (or foreign files); record ``recipe.json``."""
     marker = out / RECIPE
@@ -80,10 +91,7 @@ def check_recipe(out: Path, recipe: Recipe) -> None:
         with contextlib.suppress(OSError, ValueError):
             old = json.loads((out / CARD).read_text(encoding="utf-8")).get("recipe")
     else:
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in _OURS)
-        if foreign:
-            raise BuildError(f"{out} is not empty and holds no DeMMI-RF build ({', '.join(foreign[:5])}...); "
-                             "choose an empty or new --out folder")
+        check_foreign(out)
     if old is not None:
         from ..recipe import recipe_hash  # noqa: PLC0415
 
