@@ -278,3 +278,22 @@ def test_progress_reports_plan_and_every_shard(tmp_path, small_recipe):
     assert sorted(d["file"] for d in shards) == [f"shards/test-0000{i}.h5" for i in range(3)] + \
         [f"shards/train-0000{i}.h5" for i in range(2)]
     assert sum(len(d["rows"]) for d in shards) == 9
+
+
+def test_dask_executor_uses_a_given_scheduler_address(tmp_path, small_dataset, small_recipe):
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    reference = read_manifest(small_dataset / "manifest.csv")
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        out = tmp_path / "ds"
+        report = build_dataset(out, recipe=small_recipe, settings=["stripe"], executor="dask",
+                               scheduler=cluster.scheduler_address)
+        assert len(report.built) == 5
+        prefixes = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+        assert "demmi-shard" in prefixes  # the shards ran on this scheduler
+    got = read_manifest(out / "manifest.csv")
+    ref = reference[reference["setting"] == "stripe"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[SHA_COLUMNS], ref[SHA_COLUMNS])
