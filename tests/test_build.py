@@ -235,6 +235,10 @@ def test_unreadable_pair_is_skipped_and_reported(tmp_path):
     with open_dataset(tmp_path / "ds") as ds:  # nothing half-written: every listed array reads and matches
         for row in ds.manifest.itertuples(index=False):
             assert array_sha256(ds.read(row.sample_id, arrays=("ir",))["ir"]) == row.sha256_ir
+    shutil.copy(sample_root() / "RoadScene" / "cropinfrared" / "FLIR_06621.png", bad)  # fixed: the re-run retries
+    report = build_dataset(tmp_path / "ds", [src], settings=["haze", "stripe"], workers=1)
+    assert report.built == ["shards/train-00000.h5"] and report.skipped == []
+    assert len(read_manifest(tmp_path / "ds" / "manifest.csv")) == 9 * 2
 
 
 # ---- CLI ------------------------------------------------------------------------------------------------

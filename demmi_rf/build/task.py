@@ -6,8 +6,9 @@ pair is written whole or not at all), then store the clean arrays once and, per 
 setting changed. The shard is written under a temporary name and renamed when complete
 (:class:`~demmi_rf.store.ShardWriter`).
 
-A re-run first looks at the shard's final file: if it exists, carries the planned key and every array
-matches its recorded sha256, the stored result is returned and nothing is rebuilt.
+A re-run first looks at the shard's final file: if it exists, carries the planned key, skipped no pair and
+every array matches its recorded sha256, the stored result is returned and nothing is rebuilt. (A shard that
+skipped a pair is rebuilt, so that a fixed source file is picked up.)
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def existing_result(task: ShardTask) -> dict[str, Any] | None:
         if h5.attrs.get("plan_key") != task.plan_key:
             return None
         result = read_result(h5, task.file)
+        if result.get("skipped"):
+            return None  # retry pairs that failed to read: the user may have fixed them
         hashes: dict[str, str] = {}
         for row in result["rows"]:
             for name in ("vis", "ir", "vis_clean", "ir_clean"):
