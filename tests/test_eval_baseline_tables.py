@@ -47,6 +47,15 @@ def test_committed_leaderboards_render_the_committed_results(profile):
     assert (TABLES / profile / "leaderboard.md").read_text(encoding="utf-8") == text
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+def test_docs_show_the_committed_tables(profile):
+    docs = (TABLES.parents[1] / "docs" / "benchmark.md").read_text(encoding="utf-8")
+    table = [ln for ln in (TABLES / profile / "leaderboard.md").read_text(encoding="utf-8").splitlines()
+             if ln.startswith("|")]
+    missing = [ln for ln in table if ln not in docs]
+    assert not missing, f"docs/benchmark.md does not show the regenerated {profile} table: {missing[:2]}"
+
+
 def test_readme_names_the_regeneration_command():
     readme = (TABLES / "README.md").read_text(encoding="utf-8")
     assert "bash manifests/baselines/regenerate.sh" in readme
