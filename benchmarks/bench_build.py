@@ -108,17 +108,22 @@ def check_same_pixels(ours: Path, png: Path, every: int = 17) -> int:
     return checked
 
 
-def timed(fn, repeats: int, scratch: Path, label: str):
-    """Best wall time of ``fn(out_dir)`` over ``repeats`` runs into fresh folders; keeps the last output."""
-    best, result, out = float("inf"), None, scratch / label
+def timed(variants: dict, repeats: int, scratch: Path) -> dict:
+    """Best wall time of each ``fn(out_dir)`` over ``repeats`` rounds, the variants interleaved within a round
+    (so that a burst of load from other processes hits all of them alike), each run into a fresh folder.
+    Returns ``{label: (best seconds, last result, last output folder)}``."""
+    best = {label: (float("inf"), None, scratch / label) for label in variants}
     for k in range(repeats):
-        shutil.rmtree(out, ignore_errors=True)
-        start = time.perf_counter()
-        result = fn(out)
-        elapsed = time.perf_counter() - start
-        best = min(best, elapsed)
-        print(f"  {label:12s} run {k + 1}: {elapsed:7.2f} s", flush=True)
-    return best, result, out
+        for label, fn in variants.items():
+            out = scratch / label
+            shutil.rmtree(out, ignore_errors=True)
+            start = time.perf_counter()
+            result = fn(out)
+            elapsed = time.perf_counter() - start
+            best[label] = (min(best[label][0], elapsed), result, out)
+            print(f"  round {k + 1}: {label:10s} {elapsed:7.2f} s   (load average {os.getloadavg()[0]:.2f})",
+                  flush=True)
+    return best
 
 
 def main_build(args) -> None:
@@ -130,11 +135,12 @@ def main_build(args) -> None:
           f"samples; recipe {recipe.name} ({recipe.hash[:12]}); {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     try:
-        t_png, n_png, png_dir = timed(lambda o: png_baseline(source, recipe, o), args.repeats, scratch, "png")
-        t1, r1, out1 = timed(lambda o: build_dataset(o, [source], recipe=recipe, workers=1), args.repeats,
-                             scratch, "ours-1w")
-        t2, r2, out2 = timed(lambda o: build_dataset(o, [source], recipe=recipe, workers=args.workers),
-                             args.repeats, scratch, f"ours-{args.workers}w")
+        runs = timed({
+            "png": lambda o: png_baseline(source, recipe, o),
+            "ours-1w": lambda o: build_dataset(o, [source], recipe=recipe, workers=1),
+            f"ours-{args.workers}w": lambda o: build_dataset(o, [source], recipe=recipe, workers=args.workers),
+        }, args.repeats, scratch)
+        (t_png, n_png, png_dir), (t1, r1, out1), (t2, _, out2) = runs.values()
         m1, m2 = read_manifest(out1 / "manifest.csv"), read_manifest(out2 / "manifest.csv")
         cols = ["sample_id", "sha256_vis", "sha256_ir", "sha256_vis_clean", "sha256_ir_clean"]
         assert m1[cols].equals(m2[cols]), "1-worker and multi-worker builds differ"

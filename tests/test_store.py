@@ -90,10 +90,10 @@ def test_noise_dominated_arrays_are_stored_raw_and_smooth_ones_deflated(tmp_path
     with ShardWriter(final, {}) as w:
         w.write_array("/smooth", _smooth())
         w.write_array("/noisy", _noisy())
-        w.write_array("/small", _smooth(40, 50, 0))
+        w.write_array("/small", _smooth(40, 50, 0))  # smooth, smaller than a tile
         w.commit({})
     with h5py.File(final, "r") as h5:
-        assert h5["/smooth"].compression == "gzip" and h5["/smooth"].chunks == (128, 128, 3)
+        assert h5["/smooth"].compression == "gzip" and h5["/smooth"].chunks == (64, 64, 3)
         assert h5["/noisy"].compression is None and h5["/noisy"].chunks is None
         assert h5["/small"].chunks == (40, 50)  # tile clipped to the image
 

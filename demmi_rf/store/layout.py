@@ -40,16 +40,17 @@ MODALITIES = ("vis", "ir")
 ARRAYS = ("vis", "ir", "vis_clean", "ir_clean")
 
 # Storage of every pixel array, chosen by measurement (docs/dataset-layout.md, "Storage choices"):
-# deflate (gzip) level 1 on 128x128 tiles, except arrays whose estimated deflate ratio
+# deflate (gzip) level 1 on 64x64 tiles, except arrays whose estimated deflate ratio
 # (:func:`demmi_rf.store.shard.deflate_estimate`) exceeds ``raw_above``: noise-dominated arrays, where deflate
 # saves under a quarter of the bytes at about twice the cost of a smooth image; those are stored raw and
-# contiguous (tiles would pad the image edges). Tiles keep a random 128-px crop to 1-4 chunks; deflate is
-# readable by every HDF5 build (MATLAB, h5py, netCDF), unlike lzf.
+# contiguous (tiles would pad the image edges). Small tiles make a random 64- or 128-px crop decode little
+# beyond the crop (4-9 chunks of 12 KiB); deflate is readable by every HDF5 build (MATLAB, h5py, netCDF),
+# unlike lzf.
 STORAGE: dict[str, Any] = {
     "compression": "gzip",
     "compression_opts": 1,
     "shuffle": False,
-    "chunk": [128, 128],
+    "chunk": [64, 64],
     "raw_above": 0.75,
 }
 
