@@ -158,13 +158,53 @@ def _reference_kernel(r, sigma):
     u = np.arange(-r, r + 1)
     disk = ((u[:, None] ** 2 + u[None, :] ** 2) <= r * r).astype(np.float64)
     disk /= disk.sum()
-    g1 = np.exp(-(np.arange(-1, 2) ** 2) / (2 * sigma**2))
+    g1 = np.exp(-(np.arange(-1, 2) ** 2) / (2 * sigma**2)) if sigma > 0 else np.array([0.0, 1.0, 0.0])
     g = np.outer(g1, g1) / np.outer(g1, g1).sum()
     k = signal.convolve2d(disk, g, mode="full")
     return k / k.sum()
 
 
-@pytest.mark.parametrize("r", [1, 3, 4, 5, 6, 8])
+def _reference_blur(x, r, sigma=0.5):
+    """float64 K_r * x, reflect-101 borders: scipy's 'mirror' mode is d c b | a b c d | c b a (no OpenCV)."""
+    k = _reference_kernel(r, sigma)
+    return ndimage.correlate(x.astype(np.float64), k.reshape(k.shape + (1,) * (x.ndim - 2)), mode="mirror")
+
+
+def _reference_blur_fft(x, r, sigma=0.5):
+    """The same on large images: numpy 'reflect' padding (reflect-101) and an FFT convolution."""
+    k = _reference_kernel(r, sigma)
+    half = k.shape[0] // 2
+    padded = np.pad(x.astype(np.float64), ((half, half), (half, half)) + ((0, 0),) * (x.ndim - 2), mode="reflect")
+    return signal.fftconvolve(padded, k.reshape(k.shape + (1,) * (x.ndim - 2)), mode="valid", axes=(0, 1))
+
+
+def _documented_sequence(x, r, sigma=0.5):
+    """The operation sequence stated in the defocus docstring, written independently in plain numpy on the
+    whole image (numpy padding, pixel-indexed arrays, no strips, no OpenCV)."""
+    h, w = x.shape[:2]
+    pad = r + 1
+    p = np.pad(x, ((pad, pad), (pad, pad)) + ((0, 0),) * (x.ndim - 2), mode="reflect")
+    rows, cols = slice(r, r + h + 2), w + 2  # S covers image rows and columns -1 .. h and -1 .. w
+    runs = [p[rows]]
+    for k in range(1, r + 1):  # V_k = (V_{k-1} + x[. - k]) + x[. + k]
+        runs.append((runs[-1] + p[r - k : r - k + h + 2]) + p[r + k : r + k + h + 2])
+    hw = [int(np.floor(np.sqrt(r * r - d * d) + 1e-9)) for d in range(r + 1)]
+    s = runs[0][:, 0:cols] + runs[0][:, 2 * r : 2 * r + cols] if r else runs[0][:, 0:cols].copy()
+    for k in range(1, r + 1):
+        for dx in range(r, -1, -1):
+            if hw[dx] == k:
+                s = s + runs[k][:, r - dx : r - dx + cols]
+                if dx:
+                    s = s + runs[k][:, r + dx : r + dx + cols]
+    rho = np.float32(np.exp(-1.0 / (2.0 * sigma**2)))
+    q = 1.0 + 2.0 * float(rho)
+    scale = np.float32(1.0 / (q * q * float(_reference_kernel(r, 0.0).astype(bool).sum())))
+    t = (s[:, :-2] + s[:, 2:]) * rho + s[:, 1:-1]
+    u = (t[:-2] + t[2:]) * rho + t[1:-1]
+    return u * scale
+
+
+@pytest.mark.parametrize("r", [0, 1, 3, 4, 5, 6, 8])
 def test_defocus_kernel_is_the_softened_normalised_disk(r):
     k = defocus.kernel(r, 0.5)
     assert k.shape == (2 * r + 3, 2 * r + 3) and k.dtype == np.float32
@@ -172,25 +212,111 @@ def test_defocus_kernel_is_the_softened_normalised_disk(r):
     np.testing.assert_allclose(k, _reference_kernel(r, 0.5), atol=1e-7)
     np.testing.assert_array_equal(k, k.T)
     np.testing.assert_array_equal(k, k[::-1, ::-1])
+    np.testing.assert_allclose(defocus.kernel(r, 0.0), _reference_kernel(r, 0.0), atol=1e-7)  # σ = 0: no ring
 
 
 @pytest.mark.parametrize("r", [3, 4, 5, 6])
-@pytest.mark.parametrize("channels", [0, 3])
-def test_defocus_equals_a_reflect101_convolution_and_preserves_the_mean(r, channels):
+def test_defocus_matches_a_float64_convolution_on_a_real_image(msrs_pair, r):
+    """Before rounding, within 1e-3 of the float64 convolution with K_r: on the clean 640x480 image
+    (integer-valued, as in `defocus` and `noise*+defocus`) and on a hazed one (as in `defocus+haze`)."""
+    vis = msrs_pair[0].astype(np.float32)
+    hazed = haze.apply(vis, None, beta=1.5, A=float(vis.mean()), t_min=0.05, focal_x_px=300.0, focal_y_px=150.0)
+    assert not np.array_equal(hazed, np.rint(hazed))
+    for x in (vis, hazed):
+        out = defocus.apply(x, None, radius=r, alias_sigma=0.5)
+        assert out.shape == x.shape and out.dtype == np.float32
+        assert np.abs(out - _reference_blur_fft(x, r)).max() < 1e-3
+
+
+@pytest.mark.parametrize("r", [0, 1, 3, 4, 5, 6, 9])
+@pytest.mark.parametrize("shape", [(45, 67), (45, 67, 3), (31, 20, 2)])
+@pytest.mark.parametrize("sigma", [0.5, 0.0, 1.0])
+def test_defocus_equals_a_reflect101_convolution_and_preserves_the_mean(r, shape, sigma):
     rng = np.random.default_rng(r)
-    shape = (45, 67, channels) if channels else (45, 67)
     x = rng.uniform(0, 255, shape).astype(np.float32)
-    out = defocus.apply(x, None, radius=r, alias_sigma=0.5)
+    out = defocus.apply(x, None, radius=r, alias_sigma=sigma)
     assert out.shape == x.shape and out.dtype == np.float32
-    k = _reference_kernel(r, 0.5)
-    kk = k[:, :, None] if channels else k
-    # scipy's 'mirror' mode is reflect-101 (d c b | a b c d | c b a)
-    expected = ndimage.correlate(x.astype(np.float64), kk, mode="mirror")
-    np.testing.assert_allclose(out, expected, atol=2e-3)
-    # mean preserved exactly on a constant image, closely on a random one
+    assert np.abs(out - _reference_blur(x, r, sigma)).max() < 1e-3
+    # mean preserved on a constant image, closely on a random one (away from borders)
     c = np.full(shape, 77.0, np.float32)
-    np.testing.assert_allclose(defocus.apply(c, None, radius=r, alias_sigma=0.5), 77.0, atol=1e-3)
-    assert abs(out.mean() - x.mean()) < 0.5
+    np.testing.assert_allclose(defocus.apply(c, None, radius=r, alias_sigma=sigma), 77.0, atol=1e-4)
+    if min(shape[:2]) > 40:
+        assert abs(out.mean() - x.mean()) < 0.5
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (3, 5, 3), (2, 9), (9, 2, 3), (17, 9)])
+def test_defocus_on_images_smaller_than_the_kernel(shape):
+    """Borders reflect repeatedly (reflect-101 of reflect-101) when the kernel is wider than the image."""
+    x = np.random.default_rng(1).uniform(0, 255, shape).astype(np.float32)
+    for r in (3, 6):
+        assert np.abs(defocus.apply(x, None, radius=r, alias_sigma=0.5) - _reference_blur(x, r)).max() < 1e-3
+
+
+@pytest.mark.parametrize("r", [0, 3, 6])
+def test_defocus_impulse_response_is_the_kernel(r):
+    x = np.zeros((41, 43), np.float32)
+    x[20, 21] = 1.0
+    out = defocus.apply(x, None, radius=r, alias_sigma=0.5)
+    half = r + 1
+    window = out[20 - half : 21 + half, 21 - half : 22 + half]
+    np.testing.assert_allclose(window, defocus.kernel(r, 0.5), rtol=1e-6, atol=1e-9)
+    outside = np.ones(out.shape, bool)
+    outside[20 - half : 21 + half, 21 - half : 22 + half] = False
+    assert (out[outside] == 0).all()  # nothing outside the kernel's support
+
+
+@pytest.mark.parametrize("r", [3, 4, 5, 6])
+def test_defocus_follows_the_documented_operation_sequence_bit_for_bit(msrs_pair, tno_pair, r):
+    """Any implementation of the documented sequence of IEEE additions and multiplications gives the same
+    bits: here plain numpy on the whole image against the OpenCV-assisted strips of the module."""
+    rgb = msrs_pair[0].astype(np.float32)
+    for x in (rgb, haze.apply(rgb, None, beta=1.2, A=90.0, t_min=0.05, focal_x_px=200.0, focal_y_px=100.0),
+              tno_pair[0].astype(np.float32)):
+        np.testing.assert_array_equal(defocus.apply(x, None, radius=r, alias_sigma=0.5), _documented_sequence(x, r))
+
+
+def test_defocus_bits_do_not_depend_on_the_strip_height_or_in_place_use(msrs_pair, monkeypatch):
+    x = msrs_pair[0][:200, :300].astype(np.float32)
+    x[::7] += np.float32(0.3)  # some non-integer values
+    results = []
+    for floats in (1, 10_000, 1 << 40):  # strips of max(r + 1, 8) rows, a few dozen rows, the whole image
+        monkeypatch.setattr(defocus, "_STRIP_FLOATS", floats)
+        for r in (3, 6, 12):
+            own = x.copy()
+            y = defocus.apply(own, None, radius=r, alias_sigma=0.5, inplace=True)
+            assert y is own  # written into the caller's buffer, strip after strip
+            np.testing.assert_array_equal(y, defocus.apply(x, None, radius=r, alias_sigma=0.5))
+            results.append(y)
+    for i in range(3):
+        np.testing.assert_array_equal(results[i], results[i + 3])
+        np.testing.assert_array_equal(results[i], results[i + 6])
+
+
+def test_defocus_gauss_ratio_is_the_exponential_from_basic_operations():
+    import math
+
+    for sigma in (0.05, 0.1, 0.3, 0.5, 1.0, 3.0, 10.0):
+        assert defocus.gauss_ratio(sigma) == pytest.approx(math.exp(-1.0 / (2.0 * sigma**2)), rel=1e-14)
+    assert defocus.gauss_ratio(0.0) == 0.0 and defocus.gauss_ratio(0.01) == 0.0  # exp(-5000) underflows
+    assert np.float32(defocus.gauss_ratio(0.5)) == np.float32(math.exp(-2.0))
+
+
+def test_defocus_rejects_bad_arguments():
+    x = gray(20, 30)
+    with pytest.raises(ValueError, match="radius"):
+        defocus.apply(x, None, radius=-1, alias_sigma=0.5)
+    with pytest.raises(ValueError, match="radius"):
+        defocus.kernel(2.5)
+    with pytest.raises(ValueError, match="alias_sigma"):
+        defocus.apply(x, None, radius=3, alias_sigma=float("nan"))
+    with pytest.raises(TypeError, match="float32"):
+        defocus.blur(x.astype(np.float64), 3)
+    with pytest.raises(ValueError, match="out must be"):
+        defocus.blur(x, 3, out=np.empty((20, 31, 3), np.float32))
+    with pytest.raises(TypeError, match="numeric"):
+        defocus.apply(x.astype(bool), None, radius=3, alias_sigma=0.5)
+    u8 = np.full((20, 30, 3), 9, np.uint8)
+    np.testing.assert_allclose(defocus.apply(u8, None, radius=3, alias_sigma=0.5), 9.0, atol=1e-5)
 
 
 def test_defocus_draws_a_radius_from_the_recipe_choices():
@@ -205,7 +331,7 @@ def test_defocus_accepts_a_channel_axis_of_one():
     x = np.random.default_rng(0).uniform(0, 255, (30, 40, 1)).astype(np.float32)
     out = defocus.apply(x, None, radius=4, alias_sigma=0.5)
     assert out.shape == (30, 40, 1)
-    np.testing.assert_allclose(out[..., 0], defocus.apply(x[..., 0], None, radius=4, alias_sigma=0.5))
+    np.testing.assert_array_equal(out[..., 0], defocus.apply(x[..., 0], None, radius=4, alias_sigma=0.5))
 
 
 # --- stripe -----------------------------------------------------------------------------------------------
