@@ -30,8 +30,9 @@ padded by r + 1 pixels (reflect-101, an exact copy),
 The vertical runs V_k are built incrementally, k = 1..r, in one buffer; S starts as the two outermost
 columns dx = −r, +r (h = 0, from x itself) and adds the columns of each V_k as soon as it is built, dx from
 the outermost inwards, −dx before +dx. The image is processed in strips of rows (each with its own
-reflect-101 padded copy, so the work arrays stay in cache); a strip recomputes nothing that changes a value:
-every output element goes through the same operations on the same operands whatever the strip height.
+reflect-101 padded copy, so the work arrays stay in cache); rows near a strip's edge are computed by both
+neighbouring strips, identically: every output element goes through the same operations on the same operands
+whatever the strip height.
 
 **Why the order of operations is fixed.** The same recipe and seed must give byte-identical pixels on any
 machine. A general convolution (``cv2.filter2D``, ``scipy.ndimage``) sums its products in an order, with
