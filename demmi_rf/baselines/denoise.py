@@ -3,8 +3,9 @@
 Reference: A. Buades, B. Coll and J.-M. Morel, "A non-local algorithm for image denoising", CVPR 2005; the
 implementation is OpenCV's ``fastNlMeansDenoising`` / ``fastNlMeansDenoisingColored`` (Buades et al.'s
 patch-wise method with integral images, "Non-Local Means Denoising", IPOL 2011). A pixel becomes the weighted mean
-of the pixels whose 7x7 patches resemble its own within a 21x21 search window, with weights
-``w(p, q) = exp(−max(‖P_p − P_q‖² / n − 2σ², 0) / h²)`` (OpenCV's form of the Gaussian-free patch distance).
+of the pixels whose 7x7 patches resemble its own within a 21x21 search window, with OpenCV's weights
+``w(p, q) = exp(−mean((P_p − P_q)²) / h²)`` (mean squared difference of the two patches; OpenCV does not subtract
+the ``2σ²`` of the IPOL formulation, so ``h`` carries the noise level alone).
 
 The filter strength follows the noise level σ, which the cascade takes from the atom's *name* (``noise15`` ->
 σ = 15; the level is part of the atom's identity in the benchmark spec, not a drawn parameter):
