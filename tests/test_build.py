@@ -301,3 +301,15 @@ def test_dask_executor_uses_a_given_scheduler_address(tmp_path, small_dataset, s
     got = read_manifest(out / "manifest.csv")
     ref = reference[reference["setting"] == "stripe"].reset_index(drop=True)
     pd.testing.assert_frame_equal(got[SHA_COLUMNS], ref[SHA_COLUMNS])
+
+
+def test_worker_processes_start_from_a_stdin_script(tmp_path):
+    import subprocess
+    import sys
+
+    code = (f"from demmi_rf.build import build_dataset\n"
+            f"r = build_dataset({str(tmp_path / 'ds')!r}, settings=['stripe'], workers=2)\n"
+            f"print(len(r.built))\n")
+    done = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3"]  # 9 embedded pairs, 4 per shard: test 2 shards + train 1

@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -69,11 +70,29 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+@contextlib.contextmanager
+def _main_module_not_reimported() -> Iterator[None]:
+    """Worker processes started by spawn/forkserver re-run the parent's ``__main__`` file. When that file does
+    not exist (``python -`` or ``python -c``), hide it while the workers start: they only need
+    :mod:`demmi_rf`."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None or os.path.exists(path):
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
 def _run_pool(tasks: Sequence[ShardTask], fn, workers: int, on_result: OnResult) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_mp_context())
     try:
-        pending = {pool.submit(fn, t): t for t in _order(tasks)}
+        with _main_module_not_reimported():  # the workers start at the first submit
+            pending = {pool.submit(fn, t): t for t in _order(tasks)}
         while pending:
             done, _ = wait(list(pending), return_when=FIRST_EXCEPTION)
             for fut in done:
@@ -124,9 +143,10 @@ def _run_dask(tasks: Sequence[ShardTask], fn, workers: int, scheduler: str | Non
             except (OSError, TimeoutError) as exc:
                 raise BuildError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from exc
         else:
-            cluster = stack.enter_context(LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                silence_logs=logging.ERROR))
+            with _main_module_not_reimported():
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                    silence_logs=logging.ERROR))
             client = stack.enter_context(Client(cluster))
         ordered = _order(tasks)
         futures = client.map(fn, ordered, key=[f"demmi-shard-{t.file}-{t.plan_key[:16]}" for t in ordered],
