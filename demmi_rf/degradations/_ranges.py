@@ -1,7 +1,8 @@
 """Reading parameter ranges of a recipe's ``[degradations.<atom>]`` table, and drawing from them.
 
 Recipe convention: a number is fixed (nothing is drawn); ``[a, b]`` of floats is uniform on ``[a, b]``
-(``rng.uniform``, one draw); a list of integers is a uniform choice among them (``rng.integers``, one draw).
+(one ``rng.random()`` draw u, then ``a + (b - a) * u``); a list of integers is a uniform choice among them
+(``rng.integers``, one draw).
 Malformed ranges raise :class:`~demmi_rf.errors.RecipeError` naming ``degradations.<atom>.<key>``.
 """
 
@@ -50,7 +51,11 @@ def uniform(
             raise RecipeError(f"degradations.{atom}.{key}: range [{a}, {b}] has low > high")
         _check(a, key, atom, lo, hi)
         _check(b, key, atom, lo, hi)
-        return float(rng.uniform(a, b))
+        # Same value as ``rng.uniform(a, b)``, but the multiply and the add are two separate Python float
+        # operations: numpy's C ``lower + range * u`` may be contracted into a fused multiply-add by the
+        # compiler on some platforms (e.g. aarch64), which would change the last bit of a drawn parameter.
+        u = float(rng.random())
+        return a + (b - a) * u
     raise RecipeError(f"degradations.{atom}.{key}: expected a number or [low, high], got {v!r}")
 
 
