@@ -85,7 +85,9 @@ def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
     for root in roots:
         if not root.exists():
             raise BuildError(f"source {root} does not exist")
-    scan = discover(*roots)
+    # pair files by name only: the workers decode every pair anyway (a pair that fails is skipped there and
+    # recorded), so the driver never decodes a large source serially
+    scan = discover(*roots, check="none", ir16=ir16)
     if not scan.pairs:
         problems = "; ".join(str(p) for p in scan.problems[:3])
         raise BuildError(f"no IR/VIS pairs found under {', '.join(labels)}" + (f" ({problems})" if problems else ""))

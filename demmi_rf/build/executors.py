@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 from .errors import BuildError
@@ -30,8 +31,17 @@ OnResult = Callable[[dict[str, Any]], None]
 
 
 def _cost(task: ShardTask) -> int:
-    pixels = sum((p.height or 512) * (p.width or 512) for p in task.pairs)
-    return pixels * len(task.recipe["settings"])
+    """Work estimate of a shard: pixels when the scan measured them, else the pairs' file sizes."""
+    total = 0
+    for p in task.pairs:
+        if p.height and p.width:
+            total += p.height * p.width * 3
+        else:
+            try:
+                total += Path(p.ir_path).stat().st_size + Path(p.vis_path).stat().st_size
+            except OSError:
+                total += 1
+    return total * len(task.recipe["settings"])
 
 
 def _order(tasks: Sequence[ShardTask]) -> list[ShardTask]:
