@@ -177,10 +177,10 @@ def _write_pair(writer: ShardWriter, task: ShardTask, record: PairRecord, vis, i
     pid = record.pair_id
     vis_clean_path, ir_clean_path = pair_array_path(pid, "vis"), pair_array_path(pid, "ir")
     ir_file, vis_file = _relative(record.ir_path, task.source_roots), _relative(record.vis_path, task.source_roots)
-    sha_vis_clean = writer.write_array(vis_clean_path, vis)
-    sha_ir_clean = writer.write_array(ir_clean_path, ir)
     writer.set_group_attrs(f"/pairs/{pid}", {"pair_id": pid, "source": record.source, "stem": record.stem,
                                               "ir_file": ir_file, "vis_file": vis_file})
+    sha_vis_clean = writer.write_array(vis_clean_path, vis)
+    sha_ir_clean = writer.write_array(ir_clean_path, ir)
     rows = []
     for setting, out in outputs:
         sid = sample_id(pid, setting.name)
@@ -195,15 +195,21 @@ def _write_pair(writer: ShardWriter, task: ShardTask, record: PairRecord, vis, i
             "sha256_vis_clean": sha_vis_clean, "sha256_ir_clean": sha_ir_clean,
             "seed": seed, "params": params, "ir_file": ir_file, "vis_file": vis_file,
         }
+        materials = {m: seed_material(seed, pid, setting.name, m) if changes else ""
+                     for m, changes in (("vis", setting.changes_vis), ("ir", setting.changes_ir))}
+        writer.set_group_attrs(sample_group_path(sid), {
+            "sample_id": sid, "setting": setting.name, "params": params,
+            "seed_material_vis": materials["vis"], "seed_material_ir": materials["ir"],
+        })
         for modality, changes, array, clean_path, clean_sha in (
             ("vis", setting.changes_vis, out.vis, vis_clean_path, sha_vis_clean),
             ("ir", setting.changes_ir, out.ir, ir_clean_path, sha_ir_clean),
         ):
+            row[f"seed_material_{modality}"] = materials[modality]
             if changes:
                 path = sample_array_path(sid, modality)
                 row[f"{modality}_path"] = path
                 row[f"sha256_{modality}"] = writer.write_array(path, array)
-                row[f"seed_material_{modality}"] = seed_material(seed, pid, setting.name, modality)
             else:
                 clean = vis if modality == "vis" else ir
                 if array is not clean and not np.array_equal(array, clean):
@@ -211,10 +217,5 @@ def _write_pair(writer: ShardWriter, task: ShardTask, record: PairRecord, vis, i
                                      "this setting leaves clean")
                 row[f"{modality}_path"] = clean_path
                 row[f"sha256_{modality}"] = clean_sha
-                row[f"seed_material_{modality}"] = ""
-        writer.set_group_attrs(sample_group_path(sid), {
-            "sample_id": sid, "setting": setting.name, "params": params,
-            "seed_material_vis": row["seed_material_vis"], "seed_material_ir": row["seed_material_ir"],
-        })
         rows.append(row)
     return rows

@@ -101,7 +101,10 @@ class ShardWriter:
 
     def set_group_attrs(self, path: str, attrs: dict[str, Any]) -> None:
         """Create (if needed) the group at ``path`` and set its attributes (non-scalars as JSON)."""
-        group = self.h5.require_group(path)
+        try:
+            group = self.h5.create_group(path)
+        except ValueError:  # exists already
+            group = self.h5[path]
         for key in sorted(attrs):
             value = attrs[key]
             group.attrs[key] = value if isinstance(value, (str, int, float)) else _json(value)
