@@ -84,6 +84,25 @@ def test_same_content_gives_same_file_bytes(tmp_path):
     assert digests[0] == digests[1]
 
 
+def test_file_bytes_do_not_depend_on_when_dataset_objects_are_released(tmp_path, monkeypatch):
+    """A profiler (dask workers run one) may keep h5py objects alive; the file must not change."""
+    def write(final):
+        with ShardWriter(final, {}) as w:
+            for k in range(6):
+                w.write_array(f"/pairs/p/q{k}/vis", _smooth(300, 200) if k % 2 else _noisy(300, 200))
+                w.set_group_attrs(f"/samples/p/q{k}@haze", {"params": {"k": k}})
+            w.commit({"rows": []})
+        return file_sha256(final)
+
+    plain = write(tmp_path / "a.h5")
+    kept = []
+    original = h5py.Group.create_dataset
+    monkeypatch.setattr(h5py.Group, "create_dataset", lambda self, *a, **k: kept.append(original(self, *a, **k))
+                        or kept[-1])
+    assert write(tmp_path / "b.h5") == plain
+    assert len(kept) == 7  # 6 arrays + /meta/result
+
+
 def test_noise_dominated_arrays_are_stored_raw_and_smooth_ones_deflated(tmp_path):
     assert deflate_estimate(_noisy()) > 0.9 > 0.2 > deflate_estimate(_smooth())
     final = tmp_path / "s.h5"

@@ -96,7 +96,12 @@ class ShardWriter:
                 kwargs["compression_opts"] = self.storage["compression_opts"]
         # else: noise-dominated (deflate would save little at a high cost) or no compression asked for:
         # stored raw and contiguous (tiles would pad the edges; a window read is a strided read)
-        self.h5.create_dataset(path, data=array, **kwargs)
+        dset = self.h5.create_dataset(path, data=array, **kwargs)
+        # Write the chunks now: when a dataset's chunks reach the file otherwise depends on when its Python
+        # object is released (a profiler holding frames, as dask workers run, delays that), and so would the
+        # file layout. Flushed here, the same content always gives the same bytes.
+        dset.flush()
+        del dset
         return array_sha256(array)
 
     def set_group_attrs(self, path: str, attrs: dict[str, Any]) -> None:
