@@ -7,9 +7,7 @@ name and renamed, so an interrupted run never leaves a half-written image under 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ import numpy as np
 
 from ..errors import DemmiError
 from ..ids import safe_name
+from ..parallel import main_module_not_reimported, process_context
 from . import BaselineInput, get
 
 FUSED_SUFFIX = ".png"
@@ -61,16 +60,6 @@ class BaselineRun:
 
 # --- worker side ------------------------------------------------------------------------------------------
 _STATE: dict[str, Any] = {}
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` on Linux (``spawn`` elsewhere), never plain ``fork``: a forked child of a process whose
-    OpenCV thread pool or HDF5 library already ran can deadlock."""
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["demmi_rf.baselines.run"])
-    return ctx
 
 
 def _init_worker(root: str, name: str, threads: int | None) -> None:
@@ -126,8 +115,10 @@ def run_baseline(name: str, dataset: str | Path, out: str | Path, split: str | N
             _STATE.pop("ds").close()
             _STATE.clear()
     else:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(str(ds.root), name, 1),
-                                 mp_context=_mp_context()) as pool:
+        ctx = process_context(["demmi_rf.baselines.run"])
+        with main_module_not_reimported(), ProcessPoolExecutor(
+            workers, initializer=_init_worker, initargs=(str(ds.root), name, 1), mp_context=ctx
+        ) as pool:
             for sid in pool.map(_fuse_one, jobs, chunksize=1):
                 done.append(sid)
                 advance(1)

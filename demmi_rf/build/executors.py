@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
-import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from ..parallel import main_module_not_reimported, process_context
 from .errors import BuildError
 from .plan import ShardTask
 
@@ -72,36 +70,12 @@ def run_tasks(tasks: Sequence[ShardTask], fn: Callable[[ShardTask], dict[str, An
     return [results[t.file] for t in tasks]
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["demmi_rf.build.task"])
-    return ctx
-
-
-@contextlib.contextmanager
-def _main_module_not_reimported() -> Iterator[None]:
-    """Worker processes started by spawn/forkserver re-run the parent's ``__main__`` file. When that file does
-    not exist (``python -`` or ``python -c``), hide it while the workers start: they only need
-    :mod:`demmi_rf`."""
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if main is None or path is None or getattr(main, "__spec__", None) is not None or os.path.exists(path):
-        yield
-        return
-    del main.__file__
-    try:
-        yield
-    finally:
-        main.__file__ = path
-
-
 def _run_pool(tasks: Sequence[ShardTask], fn, workers: int, on_result: OnResult) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_mp_context())
+    ctx = process_context(["demmi_rf.build.task"])
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx)
     try:
-        with _main_module_not_reimported():  # the workers start at the first submit
+        with main_module_not_reimported():  # the workers start at the first submit
             pending = {pool.submit(fn, t): t for t in _order(tasks)}
         while pending:
             done, _ = wait(list(pending), return_when=FIRST_EXCEPTION)
@@ -153,7 +127,7 @@ def _run_dask(tasks: Sequence[ShardTask], fn, workers: int, scheduler: str | Non
             except (OSError, TimeoutError) as exc:
                 raise BuildError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from exc
         else:
-            with _main_module_not_reimported():
+            with main_module_not_reimported():
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                     silence_logs=logging.ERROR))
