@@ -28,6 +28,7 @@ def info(root: Path, as_json: bool) -> None:
     lines = [
         f"dataset      {root}",
         f"name         {card['name']} (spec v{card.get('spec_version')}, toolkit {card.get('toolkit_version')})",
+        f"content      {card.get('content_hash', '(not recorded: built by an older toolkit)')}",
         f"card sha256  {card_hash(raw)}",
         f"recipe       {recipe['name']} sha256 {card['recipe_hash']}"
         + (f" (derived from {recipe['base']['name']} {recipe['base']['hash'][:12]})" if "base" in recipe else ""),

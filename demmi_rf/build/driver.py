@@ -24,6 +24,7 @@ from ..store.atomic import write_bytes_atomic
 from ..store.card import card_bytes, card_hash, count_samples
 from ..store.checksums import bytes_sha256
 from ..store.citations import source_note
+from ..store.identity import content_hash
 from ..store.layout import BUILD_LOG, CARD, DATASET_FORMAT, DATASET_FORMAT_VERSION, MANIFEST
 from ..store.manifest import manifest_bytes, rows_to_frame
 from .errors import BuildError
@@ -127,7 +128,8 @@ def _write_outputs(out: Path, recipe: Recipe, tasks: list[ShardTask], results: l
     skipped = [s for r in results for s in r["skipped"]]
     skipped += [{"pair_id": p.pair_id, "path": str(p.path), "kind": p.kind, "message": p.message,
                  "shard": None} for p in scan.problems]
-    manifest = manifest_bytes(rows_to_frame(rows))
+    frame = rows_to_frame(rows)
+    manifest = manifest_bytes(frame)
     per_source: dict[str, set[str]] = {}
     for row in rows:
         per_source.setdefault(row["source"], set()).add(row["pair_id"])
@@ -137,6 +139,7 @@ def _write_outputs(out: Path, recipe: Recipe, tasks: list[ShardTask], results: l
         "recipe": recipe.to_json(), "recipe_hash": recipe.hash,
         "storage": tasks[0].storage if tasks else {},
         "counts": count_samples(rows, recipe.settings),
+        "content_hash": content_hash(frame, recipe.hash, SPEC_VERSION),
         "manifest": {"file": MANIFEST, "sha256": bytes_sha256(manifest), "rows": len(rows),
                      "bytes": len(manifest)},
         "shards": [{"file": r["file"], "split": r["split"], "index": r["index"], "pairs": len(r["pairs"]),

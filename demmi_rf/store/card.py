@@ -3,12 +3,15 @@
 Fields (documented in ``docs/dataset-layout.md``): ``format``, ``format_version``, ``name``,
 ``spec_version``, ``toolkit_version``, ``recipe`` (the full effective recipe) and ``recipe_hash``,
 ``storage``, ``counts`` (per split and setting), ``shards`` (file, split, size, sha256...), ``manifest``
-(file, sha256, rows), ``sources`` (name, pairs, citation, licence note), ``skipped`` (pairs not built, with
-reasons).
+(file, sha256, rows), ``content_hash`` (:mod:`.identity`: sha256 of the recipe hash and every sample's id,
+split and array sha256s, independent of the HDF5 bytes), ``sources`` (name, pairs, citation, licence note),
+``skipped`` (pairs not built, with reasons).
 
 The card holds no timestamps or host names, so an identical build gives an identical card. Its hash
 (:func:`card_hash`) is the sha256 of the exact bytes of ``dataset.json``, which :func:`card_bytes` writes
-canonically (sorted keys, two-space indent, UTF-8, final newline).
+canonically (sorted keys, two-space indent, UTF-8, final newline). The card hash changes with the shards'
+file bytes (which depend on the HDF5/zlib build); the content hash does not, and is the dataset's identity for
+comparing results.
 """
 
 from __future__ import annotations

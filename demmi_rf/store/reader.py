@@ -20,7 +20,8 @@ import pandas as pd
 from ..errors import DatasetError, ShardError
 from .card import card_hash, read_card
 from .checksums import file_sha256
-from .layout import ARRAYS, MANIFEST
+from .identity import card_content_hash
+from .layout import ARRAYS, CARD, MANIFEST
 from .manifest import read_manifest
 from .shard import open_shard, read_array
 
@@ -42,6 +43,7 @@ class Dataset:
     """A built DeMMI-RF dataset (see ``docs/dataset-layout.md``).
 
     Attributes: ``root`` (Path), ``card`` (dict), ``card_hash`` (sha256 of ``dataset.json``'s bytes),
+    ``content_hash`` (:mod:`.identity`: recipe + samples + array sha256s, independent of the HDF5 bytes),
     ``manifest`` (DataFrame, one row per sample, default RangeIndex).
     """
 
@@ -61,6 +63,11 @@ class Dataset:
         if unknown:
             raise DatasetError(f"{manifest_path}: rows point to shard(s) not listed in the card: "
                                + ", ".join(unknown[:5]))
+        self.content_hash = card_content_hash(self.manifest, self.card)
+        recorded = self.card.get("content_hash")
+        if recorded is not None and recorded != self.content_hash:
+            raise DatasetError(f"{self.root / CARD}: content_hash {recorded} does not match the manifest's content "
+                               f"hash {self.content_hash} (edited card or manifest); run 'demmi verify'")
         self._row_of = {sid: i for i, sid in enumerate(self.manifest["sample_id"])}
         self._files: OrderedDict[str, h5py.File] = OrderedDict()
         self._pid = os.getpid()

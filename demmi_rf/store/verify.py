@@ -1,6 +1,7 @@
 """``demmi verify``: check a dataset against its own checksums.
 
-1. the card parses, the manifest matches the card's sha256 and row count;
+1. the card parses, the manifest matches the card's sha256 and row count, and the content hash recomputed
+   from the manifest (:mod:`.identity`) equals the card's ``content_hash`` (when the card records one);
 2. every shard listed in the card exists with the recorded size and sha256, and no unknown file lies in
    ``shards/``;
 3. (full mode) every array of every manifest row decodes and has the manifest's sha256 (clean arrays shared
@@ -19,7 +20,8 @@ from ..errors import DatasetError, ShardError
 from .atomic import is_temp_name
 from .card import read_card
 from .checksums import array_sha256, file_sha256
-from .layout import ARRAYS, MANIFEST, SHARD_DIR
+from .identity import card_content_hash
+from .layout import ARRAYS, CARD, MANIFEST, SHARD_DIR
 from .manifest import read_manifest
 from .shard import open_shard, read_array
 
@@ -47,6 +49,7 @@ class VerifyReport:
     shards_checked: int = 0
     arrays_checked: int = 0
     samples: int = 0
+    content_hash: str | None = None  # recomputed from the manifest (None when the manifest is unreadable)
 
     @property
     def ok(self) -> bool:
@@ -81,6 +84,7 @@ def verify_dataset(root: str | Path, quick: bool = False,
         report.samples = len(manifest)
         if "rows" in entry and int(entry["rows"]) != len(manifest):
             add(Problem(f"{MANIFEST}: {len(manifest)} rows, the card records {entry['rows']}"))
+        _verify_content_hash(manifest, card, report)
 
     listed = {}
     for shard in card["shards"]:
@@ -118,6 +122,20 @@ def verify_dataset(root: str | Path, quick: bool = False,
         if on_shard:
             on_shard(rel)
     return report
+
+
+def _verify_content_hash(manifest, card: dict, report: VerifyReport) -> None:
+    """Recompute the content hash (the arrays' sha256 in the manifest are checked against the pixels in full
+    mode, so together they tie the content hash to the pixels)."""
+    try:
+        report.content_hash = card_content_hash(manifest, card)
+    except DatasetError as exc:
+        report.problems.append(Problem(f"content hash cannot be computed: {exc}"))
+        return
+    recorded = card.get("content_hash")
+    if recorded is not None and recorded != report.content_hash:
+        report.problems.append(Problem(f"{CARD}: content_hash {recorded} differs from the one computed from "
+                                       f"{MANIFEST}, {report.content_hash}"))
 
 
 def _verify_arrays(root: Path, rel: str, rows, report: VerifyReport) -> None:
