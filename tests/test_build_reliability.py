@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -168,14 +170,84 @@ def test_output_folder_that_cannot_be_created(tmp_path):
         build_dataset(blocker / "ds", settings=["haze"], workers=1)
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root ignores folder permissions; the monkeypatched test above covers the message")
+# ---- a real read-only output folder ------------------------------------------------------------------------
+# Root ignores mode bits (CAP_DAC_OVERRIDE), so under root (as in CI) the build runs in a subprocess that cannot
+# bypass them: as the unprivileged user nobody (65534) when it can run this interpreter and import the project,
+# else as root without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH (dropped from the bounding set before exec, so
+# the exec'd interpreter never regains them). Each route is probed first: import the project, and be refused
+# when creating a file in the read-only folder. The test is skipped only when no route works, with the reasons.
+_PR_CAPBSET_DROP, _CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 24, 1, 2
+_PROBE = """
+import sys
+import demmi_cli.main, demmi_rf.build
+try:
+    open(sys.argv[1] + "/probe", "w").close()
+except PermissionError:
+    sys.exit(0)
+sys.exit("the read-only folder accepted a new file")
+"""
+
+
+def _drop_dac_capabilities() -> None:  # runs in the child between fork and exec
+    import ctypes  # noqa: PLC0415
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {cap}) refused")
+
+
+def _unprivileged_routes() -> list[tuple[str, dict]]:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/nonexistent"}
+    return [
+        ("as user nobody (65534)", {"user": 65534, "group": 65534, "extra_groups": [], "env": env}),
+        ("as root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH", {"preexec_fn": _drop_dac_capabilities}),
+    ]
+
+
+def _unprivileged_route(folder: Path) -> tuple[str, dict]:
+    """The first route under which a subprocess imports the project and is refused writing to ``folder``."""
+    reasons = []
+    for label, kwargs in _unprivileged_routes():
+        try:
+            probe = subprocess.run([sys.executable, "-c", _PROBE, str(folder)], cwd="/", capture_output=True,
+                                   text=True, timeout=120, **kwargs)
+        except OSError as exc:  # e.g. nobody cannot execute an interpreter under /root
+            reasons.append(f"{label}: {exc}")
+            continue
+        if probe.returncode == 0:
+            return label, kwargs
+        reasons.append(f"{label}: " + (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1])
+    reason = "root ignores folder permissions and no unprivileged route works here: " + "; ".join(reasons)
+    print(reason)
+    pytest.skip(reason)
+
+
 def test_read_only_output_folder(tmp_path):
-    out = tmp_path / "ro"
-    out.mkdir()
-    out.chmod(0o555)
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+        out = tmp_path / "ro"
+        out.mkdir()
+        out.chmod(0o555)
+        try:
+            with pytest.raises(BuildError, match="cannot write"):
+                build_dataset(out, settings=["haze"], workers=1)
+        finally:
+            out.chmod(0o755)
+        return
+    base = Path(tempfile.mkdtemp(prefix="demmi-ro-"))  # not under pytest's 0700 root-only folders
     try:
-        with pytest.raises(BuildError, match="cannot write"):
-            build_dataset(out, settings=["haze"], workers=1)
+        base.chmod(0o755)
+        out = base / "ro"
+        out.mkdir()
+        out.chmod(0o555)  # owned by root: read-only to nobody and to root without the DAC capabilities
+        label, kwargs = _unprivileged_route(out)
+        cmd = [sys.executable, "-m", "demmi_cli.main", "build", "--out", str(out), "--degradations", "haze",
+               "--workers", "1", "--no-progress"]
+        proc = subprocess.run(cmd, cwd="/", capture_output=True, text=True, timeout=300, **kwargs)
+        assert proc.returncode != 0, f"build {label} succeeded in a read-only folder: {proc.stdout}"
+        assert f"cannot write to the output folder {out}" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and list(out.iterdir()) == []
     finally:
-        out.chmod(0o755)
+        if (base / "ro").exists():
+            (base / "ro").chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
