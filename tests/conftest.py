@@ -11,7 +11,8 @@ from demmi_rf.samples import sample_root
 
 REPO = Path(__file__).resolve().parents[1]
 REALPAIRS = REPO.parent / "shared" / "data" / "realpairs"
-GOLDEN = REPO.parent / "shared" / "docs" / "metrics-golden"
+SHARED_GOLDEN = REPO.parent / "shared" / "docs" / "metrics-golden"
+GOLDEN = REPO / "tests" / "data" / "metrics-golden"  # a copy of SHARED_GOLDEN that ships with the tests
 
 
 @pytest.fixture(scope="session")
