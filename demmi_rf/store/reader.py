@@ -3,6 +3,11 @@
 HDF5 files are opened lazily, per process: the object stores the root path and opens ``h5py.File`` handles
 on first use in the current process id, so it pickles (handles are dropped) and works in DataLoader worker
 processes, forked or spawned. After a fork, handles inherited from the parent are abandoned, never used.
+
+Open ``h5py.Dataset`` handles are cached too (bounded LRU keyed by ``(shard, array path)``): re-opening an array
+costs a nested-group traversal per call, and keeping the handle keeps HDF5's per-dataset chunk cache, so the
+clean arrays a pair shares across its settings are not decompressed again for every setting. A file closed by
+the shard LRU drops its array handles first, so no handle of a closed file is ever used.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from .checksums import file_sha256
 from .identity import card_content_hash
 from .layout import ARRAYS, CARD, MANIFEST
 from .manifest import read_manifest
-from .shard import open_shard, read_array
+from .shard import open_shard
 
 _ARRAY_COLUMNS = {"vis": "vis_path", "ir": "ir_path", "vis_clean": "vis_clean_path", "ir_clean": "ir_clean_path"}
+_ARRAY_NAMES = tuple(_ARRAY_COLUMNS)
+_Located = tuple[str, int, int, dict[str, str]]  # shard, height, width, {array name: path in the shard}
 
 
 def _canonical_setting(name: str) -> str:
@@ -47,9 +54,10 @@ class Dataset:
     ``manifest`` (DataFrame, one row per sample, default RangeIndex).
     """
 
-    def __init__(self, root: str | Path, max_open_shards: int = 64):
+    def __init__(self, root: str | Path, max_open_shards: int = 64, max_open_arrays: int = 128):
         self.root = Path(root).absolute()
         self.max_open_shards = max(1, int(max_open_shards))
+        self.max_open_arrays = max(0, int(max_open_arrays))
         self.card, raw = read_card(self.root)
         self.card_hash = card_hash(raw)
         manifest_path = self.root / MANIFEST
@@ -70,6 +78,8 @@ class Dataset:
                                f"hash {self.content_hash} (edited card or manifest); run 'demmi verify'")
         self._row_of = {sid: i for i, sid in enumerate(self.manifest["sample_id"])}
         self._files: OrderedDict[str, h5py.File] = OrderedDict()
+        self._arrays: OrderedDict[tuple[str, str], h5py.Dataset] = OrderedDict()
+        self._index: dict[str, _Located] | None = None  # built on the first read (not pickled)
         self._pid = os.getpid()
 
     # ---- selection ------------------------------------------------------------------------------------
@@ -114,42 +124,104 @@ class Dataset:
             raise DatasetError(f"{self.root}: no sample {sample_id!r} in this dataset") from None
 
     # ---- pixels -----------------------------------------------------------------------------------------
+    def _check_pid(self) -> None:
+        """Forked: never touch the parent's HDF5 handles (files or arrays); this process opens its own."""
+        if os.getpid() != self._pid:
+            self._arrays = OrderedDict()
+            self._files = OrderedDict()
+            self._pid = os.getpid()
+
     def _shard(self, rel: str) -> h5py.File:
         """The open handle of a shard in this process (least recently used handles beyond
         ``max_open_shards`` are closed, so a dataset of thousands of shards never exhausts file handles)."""
-        if os.getpid() != self._pid:  # forked: never touch the parent's HDF5 handles
-            self._files = OrderedDict()
-            self._pid = os.getpid()
+        self._check_pid()
         h5 = self._files.get(rel)
         if h5 is None:
             h5 = open_shard(self.root / rel, label=rel)
             self._files[rel] = h5
             while len(self._files) > self.max_open_shards:
-                _, old = self._files.popitem(last=False)
+                old_rel, old = self._files.popitem(last=False)
+                self._drop_arrays(old_rel)  # before closing: no handle of a closed file stays cached
                 _close_quietly(old)
         else:
             self._files.move_to_end(rel)
         return h5
+
+    def _drop_arrays(self, rel: str) -> None:
+        for key in [k for k in self._arrays if k[0] == rel]:
+            del self._arrays[key]
+
+    def _array(self, rel: str, path: str, sample_id: str) -> h5py.Dataset:
+        """The open ``h5py.Dataset`` at ``path`` in shard ``rel`` (LRU of ``max_open_arrays`` handles);
+        :class:`ShardError` naming the shard, sample and array when it is absent or unreadable."""
+        key = (rel, path)
+        dset = self._arrays.get(key)
+        if dset is not None:
+            if dset.id.valid:  # its file is open: evicting or closing a file drops its handles first
+                self._arrays.move_to_end(key)
+                self._files.move_to_end(rel)
+                return dset
+            del self._arrays[key]  # pragma: no cover - defensive: the file was closed behind our back
+        h5 = self._shard(rel)
+        try:
+            dset = h5[path]
+        except KeyError as exc:
+            raise ShardError(f"{_where(rel, sample_id, path)}: not found in the shard") from exc
+        except Exception as exc:  # noqa: BLE001 - h5py raises many types on corrupted metadata
+            raise ShardError(f"{_where(rel, sample_id, path)}: unreadable: {exc}") from exc
+        if self.max_open_arrays:
+            self._arrays[key] = dset
+            while len(self._arrays) > self.max_open_arrays:
+                self._arrays.popitem(last=False)
+        return dset
+
+    def _locate(self, sample_id: str) -> _Located:
+        """Shard, size and array paths of a sample, from a dict built once (a pandas row per read is slow)."""
+        if self._index is None:
+            m = self.manifest
+            paths = zip(*(m[_ARRAY_COLUMNS[a]].tolist() for a in _ARRAY_NAMES))
+            self._index = {
+                sid: (shard, int(h), int(w), dict(zip(_ARRAY_NAMES, p)))
+                for sid, shard, h, w, p in zip(m["sample_id"].tolist(), m["shard"].tolist(), m["height"].tolist(),
+                                               m["width"].tolist(), paths)
+            }
+        try:
+            return self._index[sample_id]
+        except KeyError:
+            raise DatasetError(f"{self.root}: no sample {sample_id!r} in this dataset") from None
 
     def read(self, sample_id: str, arrays: Iterable[str] = ARRAYS,
              window: tuple[int, int, int, int] | None = None) -> dict[str, np.ndarray]:
         """uint8 arrays of a sample: ``vis`` (HxWx3 RGB or HxW gray), ``ir`` (HxW), ``vis_clean``,
         ``ir_clean``. ``vis`` of a setting that leaves VIS unchanged is the clean VIS (same for IR).
         ``window=(y0, x0, h, w)`` reads only that region (only the chunks it touches are decoded)."""
-        row = self.row(sample_id)
+        rel, height, width, paths = self._locate(sample_id)
         names = [arrays] if isinstance(arrays, str) else list(arrays)
         bad = [a for a in names if a not in _ARRAY_COLUMNS]
         if bad:
             raise ValueError(f"unknown array name(s) {bad}; choose from {', '.join(_ARRAY_COLUMNS)}")
         if window is not None:
-            window = _check_window(window, int(row["height"]), int(row["width"]), sample_id)
-        h5 = self._shard(row["shard"])
-        return {a: read_array(h5, row[_ARRAY_COLUMNS[a]], row["shard"], window, sample=sample_id)
-                for a in names}
+            window = _check_window(window, height, width, sample_id)
+        self._check_pid()
+        out = {}
+        for a in names:
+            path = paths[a]
+            dset = self._array(rel, path, sample_id)
+            try:
+                if window is None:
+                    out[a] = np.asarray(dset[()])
+                else:
+                    y0, x0, h, w = window
+                    out[a] = np.asarray(dset[y0 : y0 + h, x0 : x0 + w])
+            except Exception as exc:  # noqa: BLE001 - h5py raises many types on damaged chunks
+                self._arrays.pop((rel, path), None)
+                raise ShardError(f"{_where(rel, sample_id, path)}: data does not decode (corrupted?): {exc}") from exc
+        return out
 
     # ---- life cycle -------------------------------------------------------------------------------------
     def close(self) -> None:
         """Close the HDF5 handles this process opened."""
+        self._arrays = OrderedDict()  # dropped before their files close
         if os.getpid() == self._pid:
             for h5 in self._files.values():
                 _close_quietly(h5)
@@ -164,6 +236,8 @@ class Dataset:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_files"] = OrderedDict()
+        state["_arrays"] = OrderedDict()
+        state["_index"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -172,6 +246,11 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({str(self.root)!r}, samples={len(self)}, splits={self.splits})"
+
+
+def _where(rel: str, sample_id: str, path: str) -> str:
+    """Where a read failed, worded as :func:`~demmi_rf.store.shard.read_array` words it."""
+    return f"shard {rel}, sample {sample_id}, array {path}"
 
 
 def _close_quietly(h5: h5py.File) -> None:
@@ -192,11 +271,12 @@ def _check_window(window: tuple[int, int, int, int], height: int, width: int,
     return y0, x0, h, w
 
 
-def open_dataset(root: str | Path, max_open_shards: int = 64) -> Dataset:
+def open_dataset(root: str | Path, max_open_shards: int = 64, max_open_arrays: int = 128) -> Dataset:
     """Open a built dataset; :class:`DatasetError` naming what is missing or invalid. Shards are opened on
     first read (a missing, truncated or corrupted shard then raises :class:`ShardError` naming the file); at
-    most ``max_open_shards`` stay open per process."""
-    return Dataset(root, max_open_shards=max_open_shards)
+    most ``max_open_shards`` files and ``max_open_arrays`` array handles (0: none kept) stay open per
+    process."""
+    return Dataset(root, max_open_shards=max_open_shards, max_open_arrays=max_open_arrays)
 
 
 __all__ = ["Dataset", "ShardError", "open_dataset"]
