@@ -111,8 +111,9 @@ def test_eval_writes_stamped_results_and_table_one(small_dataset, fused_average,
     result = run(eval_args(small_dataset, fused_average, out, profile="tang"))
     res = read_results(out)
     with open_dataset(small_dataset) as ds:
-        card_hash, card = ds.card_hash, ds.card
+        card_hash, content_hash, card = ds.card_hash, ds.content_hash, ds.card
     assert res["method"] == "average" and res["profile"] == "tang" and res["reference"] == "clean"
+    assert res["dataset"]["content_hash"] == content_hash == card["content_hash"]
     assert res["dataset"]["card_hash"] == card_hash and res["dataset"]["name"] == card["name"]
     assert res["toolkit_version"] == __version__
     assert res["metrics"] == list(get_profile("tang").keys)

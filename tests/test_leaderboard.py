@@ -59,7 +59,7 @@ def test_markdown_table_has_every_method_with_its_mean_row(results_files):
     out = run(["leaderboard", *files]).output
     lines = out.splitlines()
     res = read_results(results_files["max"])
-    assert lines[0].startswith(f"Dataset {res['dataset']['name']} (card {res['dataset']['card_hash'][:12]})")
+    assert lines[0].startswith(f"Dataset {res['dataset']['name']} (content {res['dataset']['content_hash'][:12]})")
     assert "profile paper, reference clean; mean over 2 settings" in lines[0]
     assert lines[2] == "| method | CC ↑ | MSE ↓ | PSNR_paper ↑ | Nabf ↓ | MS_SSIM ↑ |"
     body = [ln for ln in lines[4:] if ln.startswith("| ")]
@@ -77,7 +77,7 @@ def test_csv_has_full_precision_values_of_a_chosen_row(results_files):
         res = read_results(path)
         want = next(t for t in res["table"] if t["setting"] == "noise25")["values"]
         assert float(r["MSE"]) == decode_float(want["MSE"])  # repr round-trips exactly
-        assert r["setting"] == "noise25" and r["card_hash"] == res["dataset"]["card_hash"]
+        assert r["setting"] == "noise25" and r["content_hash"] == res["dataset"]["content_hash"]
 
 
 def test_sort_orders_by_the_metric_direction(results_files):
@@ -98,7 +98,7 @@ def test_sort_orders_by_the_metric_direction(results_files):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d["dataset"].update(card_hash="0" * 64, name="other"), "different dataset card"),
+        (lambda d: d["dataset"].update(content_hash="0" * 64, name="other"), "different datasets"),
         (lambda d: d.update(profile="tang"), "different metric profile"),
         (lambda d: d.update(reference="degraded"), "different reference"),
         (lambda d: d.update(split="train"), "different split"),
@@ -112,6 +112,29 @@ def test_refuses_to_mix_incompatible_results(results_files, tmp_path, change, me
     assert result.exit_code != 0
     assert message in result.output
     assert "bad.json" in result.output  # the message names the offending file
+
+
+def test_same_dataset_means_same_content_hash_whatever_the_card_hash(results_files, tmp_path):
+    a = read_results(results_files["average"])
+    # the same pixels in shards written by another HDF5 build: another card hash, the same content hash
+    b = copy.deepcopy(read_results(results_files["max"]))
+    b["dataset"]["card_hash"] = "f" * 64
+    check_compatible([a, b], ["a.json", "b.json"])
+    assert "| max |" in render_leaderboard([a, b], ["a.json", "b.json"])
+    # other content with the same card hash (a card cannot vouch for pixels): refused, both hashes named
+    c = copy.deepcopy(read_results(results_files["max"]))
+    c["dataset"]["content_hash"] = "e" * 64
+    with pytest.raises(DemmiError) as err:
+        check_compatible([a, c], ["a.json", "c.json"])
+    text = str(err.value)
+    assert a["dataset"]["content_hash"] in text and "e" * 64 in text
+    assert "a.json" in text and "c.json" in text and "different datasets" in text
+
+
+def test_results_without_content_hash_are_rejected(results_files, tmp_path):
+    old = mutated(results_files["max"], tmp_path / "old.json", lambda d: d["dataset"].pop("content_hash"))
+    result = run(["leaderboard", str(results_files["average"]), str(old)], ok=False)
+    assert result.exit_code != 0 and "lacks dataset.content_hash" in result.output and "old.json" in result.output
 
 
 def test_incomplete_results_and_mixed_versions_are_flagged(results_files):

@@ -1,10 +1,11 @@
 """One table across methods from several results files (``demmi leaderboard``).
 
 Results are only comparable when they score the same images with the same metrics in the same way, so
-:func:`check_compatible` refuses to mix files that differ in any of: the dataset card hash (a different build,
-recipe, seed or source set), the metric profile, the reference (clean vs degraded), the split, the settings
-scored, or the metric list; and two files of the same method name. Files scored by different toolkit
-versions are allowed, with a note under the table.
+:func:`check_compatible` refuses to mix files that differ in any of: the dataset content hash (other pixels,
+samples, splits or recipe; see :mod:`demmi_rf.store.identity`), the metric profile, the reference (clean vs
+degraded), the split, the settings scored, or the metric list; and two files of the same method name. Files
+scored by different toolkit versions are allowed, with a note under the table; so are different card hashes of
+one content hash (the same pixels in shards written by another HDF5 build).
 
 Rows are methods (in the order given, or sorted by one metric in its better direction), columns the metrics of
 the profile with ↑/↓ for their direction; values are the ``mean`` row of each results file (the mean over
@@ -24,7 +25,7 @@ from .results import table_values
 from .table import MEAN_ROW, format_value
 
 _FIELDS = (
-    (("dataset", "card_hash"), "dataset card"),
+    (("dataset", "content_hash"), "dataset content hash"),
     (("profile",), "metric profile"),
     (("reference",), "reference"),
     (("split",), "split"),
@@ -59,12 +60,14 @@ def check_compatible(results: Sequence[dict[str, Any]], labels: Sequence[str]) -
         for r, label in zip(results[1:], labels[1:]):
             v = _get(r, path)
             if v != ref:
-                extra = ""
-                if path == ("dataset", "card_hash"):
-                    extra = (f" (datasets {first['dataset'].get('name')!r} and {r['dataset'].get('name')!r}); "
-                             "score every method on the same built dataset")
+                if path == ("dataset", "content_hash"):
+                    raise DemmiError(
+                        f"cannot mix results of different datasets: {first_label} has content hash {ref} "
+                        f"(dataset {first['dataset'].get('name')!r}), {label} has content hash {v} (dataset "
+                        f"{r['dataset'].get('name')!r}); score every method on the same dataset (same sources, "
+                        "recipe and seed)")
                 raise DemmiError(f"cannot mix results with different {what}: {first_label} has {_show(ref)}, "
-                                 f"{label} has {_show(v)}{extra}")
+                                 f"{label} has {_show(v)}")
     seen: dict[str, str] = {}
     for r, label in zip(results, labels):
         m = r["method"]
@@ -104,10 +107,10 @@ def render_leaderboard(results: Sequence[dict[str, Any]], labels: Sequence[str],
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["method", "dataset", "card_hash", "profile", "reference", "split", "setting", "scored",
+        w.writerow(["method", "dataset", "content_hash", "profile", "reference", "split", "setting", "scored",
                     "expected", *keys])
         for r, vals in rows:
-            w.writerow([r["method"], r["dataset"].get("name"), r["dataset"]["card_hash"], r["profile"],
+            w.writerow([r["method"], r["dataset"].get("name"), r["dataset"]["content_hash"], r["profile"],
                         r["reference"], r["split"], setting, r["samples"]["scored"], r["samples"]["expected"],
                         *(repr(vals[k]) for k in keys)])
         return buf.getvalue()
@@ -115,7 +118,7 @@ def render_leaderboard(results: Sequence[dict[str, Any]], labels: Sequence[str],
         raise DemmiError(f"unknown leaderboard format {fmt!r}; choose md or csv")
     n_settings = len(first["settings"])
     what = f"mean over {n_settings} settings" if setting == MEAN_ROW else f"setting {setting}"
-    caption = (f"Dataset {first['dataset'].get('name')} (card {first['dataset']['card_hash'][:12]}), split "
+    caption = (f"Dataset {first['dataset'].get('name')} (content {first['dataset']['content_hash'][:12]}), split "
                f"{first['split']}, profile {first['profile']}, reference {first['reference']}; {what}.")
     arrows = first.get("higher_is_better", {})
     header = ["method", *(f"{k} {'↑' if arrows.get(k, True) else '↓'}" for k in keys)]

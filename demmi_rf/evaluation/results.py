@@ -3,8 +3,10 @@
 Results file (``format: "demmi-results"``, ``format_version: 1``), keys in this order:
 
 * ``method``, ``profile``, ``reference`` (``clean`` or ``degraded``), ``split``;
-* ``dataset``: ``name``, ``card_hash`` (sha256 of the card's bytes: the identity of the dataset),
-  ``recipe_hash``, ``spec_version``, ``toolkit_version`` (the one that built it);
+* ``dataset``: ``name``, ``content_hash`` (the identity of the dataset: recipe hash, sample ids, splits and
+  every array's sha256, see :mod:`demmi_rf.store.identity`), ``card_hash`` (sha256 of the card's bytes:
+  provenance only, since it also depends on the HDF5 file bytes), ``recipe_hash``, ``spec_version``,
+  ``toolkit_version`` (the one that built it);
 * ``toolkit_version``: the DeMMI-RF version that scored it;
 * ``metrics``: metric keys in the profile's order; ``higher_is_better``: key -> bool;
 * ``settings``: the settings scored, in recipe order;
@@ -14,9 +16,9 @@ Results file (``format: "demmi-results"``, ``format_version: 1``), keys in this 
   (file names);
 * ``nan``: every (sample, metric) whose value is undefined, with the reason;
 * ``per_sample``: ``file`` (the CSV's name, next to the JSON) and its ``sha256``;
-* ``provenance``: versions of Python, numpy, scipy, OpenCV and Pillow. Informative only: it is the one field
-  left out of comparisons (:func:`comparable`), so results regenerated elsewhere compare equal when every
-  number is equal.
+* ``provenance``: versions of Python, numpy, scipy, OpenCV and Pillow. Informative only: with
+  ``dataset.card_hash`` it is left out of comparisons (:func:`comparable`), so results regenerated elsewhere
+  (another HDF5 build writes other shard bytes for the same pixels) compare equal when every number is equal.
 
 There are no timestamps or host names, so scoring the same images twice gives the same bytes. Floats are written
 with Python's shortest round-trip repr (so reading them back gives the same doubles); NaN is ``null`` and an
@@ -43,7 +45,8 @@ from ..errors import DemmiError
 FORMAT = "demmi-results"
 FORMAT_VERSION = 1
 REQUIRED = ("format", "method", "profile", "reference", "split", "dataset", "metrics", "settings", "table", "samples")
-EXCLUDED_FROM_COMPARISON = ("provenance",)
+#: fields left out of :func:`comparable`: top-level keys, and ``(key, subkey)`` pairs
+EXCLUDED_FROM_COMPARISON = ("provenance", ("dataset", "card_hash"))
 CSV_FIXED = ("sample_id", "pair_id", "setting", "height", "width", "fused_channels")
 
 
@@ -141,14 +144,20 @@ def read_results(path: str | Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise DemmiError(f"{p}: results file lacks field(s) {', '.join(missing)}")
-    if "card_hash" not in data["dataset"]:
-        raise DemmiError(f"{p}: results file lacks dataset.card_hash")
+    if not isinstance(data["dataset"], dict) or "content_hash" not in data["dataset"]:
+        raise DemmiError(f"{p}: results file lacks dataset.content_hash (scored by an older toolkit: re-run "
+                         "'demmi eval')")
     return data
 
 
 def comparable(results: Mapping[str, Any]) -> dict[str, Any]:
-    """The results without the fields that may differ between identical evaluations (``provenance``)."""
-    return {k: v for k, v in results.items() if k not in EXCLUDED_FROM_COMPARISON}
+    """The results without the fields that may differ between identical evaluations (``provenance`` and
+    ``dataset.card_hash``: :data:`EXCLUDED_FROM_COMPARISON`)."""
+    out = {k: v for k, v in results.items() if k not in EXCLUDED_FROM_COMPARISON}
+    for item in EXCLUDED_FROM_COMPARISON:
+        if isinstance(item, tuple) and isinstance(out.get(item[0]), Mapping):
+            out[item[0]] = {k: v for k, v in out[item[0]].items() if k != item[1]}
+    return out
 
 
 def table_values(results: Mapping[str, Any], setting: str) -> dict[str, float]:

@@ -76,7 +76,7 @@ def evaluate_fused(dataset: str | Path, fused: str | Path, method: str, split: s
         rows = ds.samples(split=split, settings=list(settings) if settings is not None else None)
         present = set(rows["setting"])
         order = [s for s in ds.settings if s in present]
-        card, card_hash, root = ds.card, ds.card_hash, str(ds.root)
+        card, card_hash, content_hash, root = ds.card, ds.card_hash, ds.content_hash, str(ds.root)
     if rows.empty:
         raise DemmiError(f"{dataset}: split {split!r} has no samples to score")
     meta = {sid: (pid, st, int(h), int(w)) for sid, pid, st, h, w in
@@ -110,6 +110,7 @@ def evaluate_fused(dataset: str | Path, fused: str | Path, method: str, split: s
         "split": split,
         "dataset": {
             "name": card.get("name"),
+            "content_hash": content_hash,
             "card_hash": card_hash,
             "recipe_hash": card.get("recipe_hash"),
             "spec_version": card.get("spec_version"),
