@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -44,13 +45,27 @@ CONTENT_FORMAT = "demmi-rf-content 1"
 CONTENT_COLUMNS = ("sample_id", "split", "height", "width", "vis_channels",
                    "sha256_vis", "sha256_ir", "sha256_vis_clean", "sha256_ir_clean")
 _INT_COLUMNS = frozenset({"height", "width", "vis_channels"})
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\\"]')  # the characters json.dumps(ensure_ascii=False) escapes
 
 
-def _sample_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """One compact JSON line per sample, sorted by sample id (ids are unique)."""
-    fields = [[int(row[c]) if c in _INT_COLUMNS else str(row[c]) for c in CONTENT_COLUMNS] for row in rows]
-    fields.sort(key=lambda f: f[0])
-    return [json.dumps(f, separators=(",", ":"), ensure_ascii=False) for f in fields]
+def _sample_lines(frame: pd.DataFrame) -> list[str]:
+    """One compact JSON array per sample (as ``json.dumps(fields, separators=(",", ":"), ensure_ascii=False)``
+    writes it), sorted by sample id (ids are unique). Built column-wise (no per-row pandas access, one escape
+    check per column): about the cost of parsing the manifest CSV itself."""
+    encoded = []
+    for c in CONTENT_COLUMNS:
+        values = frame[c].tolist()
+        if c in _INT_COLUMNS:
+            encoded.append([str(int(v)) for v in values])
+        else:
+            strings = [str(v) for v in values]
+            if _NEEDS_ESCAPE.search("".join(strings)):
+                encoded.append([json.dumps(v, ensure_ascii=False) for v in strings])
+            else:  # what json.dumps(v, ensure_ascii=False) writes for a string with nothing to escape
+                encoded.append(['"' + v + '"' for v in strings])
+    ids = [str(v) for v in frame["sample_id"].tolist()]
+    lines = ["[" + ",".join(fields) + "]" for fields in zip(*encoded)]
+    return [lines[i] for i in sorted(range(len(ids)), key=ids.__getitem__)]
 
 
 def content_text(manifest: pd.DataFrame, recipe_hash: str, spec_version: str | int) -> bytes:
@@ -63,8 +78,7 @@ def content_text(manifest: pd.DataFrame, recipe_hash: str, spec_version: str | i
         dup = ids[ids.duplicated()].iloc[0]
         raise DatasetError(f"manifest lists sample {dup!r} more than once")
     head = [CONTENT_FORMAT, f"spec_version {spec_version}", f"recipe_hash {recipe_hash}"]
-    rows = manifest[list(CONTENT_COLUMNS)].to_dict("records")
-    return ("\n".join([*head, *_sample_lines(rows)]) + "\n").encode("utf-8")
+    return ("\n".join([*head, *_sample_lines(manifest)]) + "\n").encode("utf-8")
 
 
 def content_hash(manifest: pd.DataFrame, recipe_hash: str, spec_version: str | int) -> str:
