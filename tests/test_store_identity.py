@@ -84,6 +84,17 @@ def test_content_text_follows_its_documented_definition(small_dataset):  # noqa:
     assert card["content_hash"] == hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def test_content_text_escapes_ids_as_json_does():
+    import pandas as pd
+
+    ids = ['tno/a"b@clean', "tno/c\\d@haze", "tno/tab\there@clean", "tno/ü@clean"]
+    frame = pd.DataFrame({"sample_id": ids, "split": "test", "height": 2, "width": 3, "vis_channels": 1,
+                          **{c: "0" * 64 for c in CONTENT_COLUMNS[5:]}})
+    lines = content_text(frame, "r" * 64, "1").decode("utf-8").split("\n")[3:-1]
+    want = sorted([[i, "test", 2, 3, 1, *["0" * 64] * 4] for i in ids], key=lambda f: f[0])
+    assert lines == [json.dumps(f, separators=(",", ":"), ensure_ascii=False) for f in want]
+
+
 def test_content_hash_ignores_row_order_and_non_content_columns(small_dataset):  # noqa: F811
     m = _manifest(small_dataset)
     rh = "r" * 64
