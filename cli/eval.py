@@ -70,7 +70,7 @@ def eval_cmd(dataset: Path, fused: Path, method: str, split: str, profile: str, 
     except DemmiError as exc:
         raise click.ClickException(str(exc)) from exc
     r = ev.results
-    click.echo(f"{method} on {r['dataset']['name']} (card {r['dataset']['card_hash'][:12]}), split {split}, "
+    click.echo(f"{method} on {r['dataset']['name']} (content {r['dataset']['content_hash'][:12]}), split {split}, "
                f"profile {r['profile']}, reference {reference}: {r['samples']['scored']}/{r['samples']['expected']} "
                "samples scored")
     click.echo(render_text(ev.table, r["metrics"], r["higher_is_better"]))

@@ -50,7 +50,8 @@ def format_summary(report: Any) -> str:
     head = (f"{card['name']} (recipe {card['recipe_hash'][:12]}, seed {card['recipe']['seed']}, "
             f"{len(card['recipe']['settings'])} settings) -> {report.out}")
     foot = (f"{len(report.built)} shard(s) built, {len(report.reused)} reused; {human_bytes(card['bytes'])} on disk; "
-            f"{report.seconds:.1f} s ({report.executor}, {report.workers} worker(s)); card {report.card_hash[:12]}")
+            f"{report.seconds:.1f} s ({report.executor}, {report.workers} worker(s)); "
+            f"content {card.get('content_hash', '?')[:12]}, card {report.card_hash[:12]}")
     lines = [head, "", render(counts_table(card)), "", foot]
     if report.skipped:
         lines.append(f"skipped {len(report.skipped)} pair(s)/file(s):")
