@@ -12,12 +12,12 @@ References (benchmark spec section 7):
 
 from __future__ import annotations
 
-import multiprocessing
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from ..parallel import main_module_not_reimported, process_context
 
 REFERENCES: dict[str, tuple[str, str]] = {"clean": ("ir_clean", "vis_clean"), "degraded": ("ir", "vis")}
 
@@ -42,16 +42,6 @@ def score_arrays(fused: Any, ir: Any, vis: Any, profile: str) -> tuple[dict[str,
 
 
 _STATE: dict[str, Any] = {}
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` on Linux (``spawn`` elsewhere), never plain ``fork``: a forked child of a process whose
-    OpenCV thread pool or HDF5 library already ran can deadlock."""
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["demmi_rf.evaluation.score"])
-    return ctx
 
 
 def _init(root: str, profile: str, reference: str, threads: int | None) -> None:
@@ -94,8 +84,10 @@ def score_samples(root: str, jobs: Sequence[tuple[str, str]], profile: str, refe
             _STATE.pop("ds").close()
             _STATE.clear()
         return out
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(root, profile, reference, 1),
-                             mp_context=_mp_context()) as pool:
+    ctx = process_context(["demmi_rf.evaluation.score"])
+    with main_module_not_reimported(), ProcessPoolExecutor(
+        workers, initializer=_init, initargs=(root, profile, reference, 1), mp_context=ctx
+    ) as pool:
         for s in pool.map(_score, jobs, chunksize=1):
             out.append(s)
             advance(1)
