@@ -46,3 +46,14 @@ def tno_pair(samples_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(vis gray HxW, ir HxW) of one real TNO pair."""
     d = samples_dir / "TNO"
     return _read(d / "vi" / "07.png"), _read(d / "ir" / "07.png")
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Run a module's torch work on one thread (tiny models on a shared 2-core machine run far faster)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

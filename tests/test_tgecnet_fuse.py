@@ -23,12 +23,7 @@ from tgecnet_ref.train.checkpoint import CheckpointError, export_safetensors, sa
 SIZES = {"a": (45, 61, True), "b": (33, 70, False), "c": (50, 37, True), "d": (41, 41, True), "e": (39, 58, False)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

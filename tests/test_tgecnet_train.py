@@ -22,13 +22,7 @@ from tgecnet_ref.train.checkpoint import CheckpointError
 SETTINGS = "noise50,stripe,noise50+haze+stripe"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared 2-core machine run far faster single-threaded."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
