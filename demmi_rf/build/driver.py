@@ -19,6 +19,7 @@ from typing import Any
 from .. import SPEC_VERSION, __version__
 from ..recipe import DEFAULT_RECIPE, Recipe, load_recipe
 from ..samples import sample_root
+from ..software import library_versions
 from ..sources import discover
 from ..store.atomic import write_bytes_atomic
 from ..store.card import card_bytes, card_hash, count_samples
@@ -122,6 +123,11 @@ def _check_versions(results: list[dict[str, Any]]) -> None:
                          "same version everywhere")
 
 
+def _distinct(entries: list[dict[str, str]]) -> list[dict[str, str]]:
+    keyed = {json.dumps(e, sort_keys=True): e for e in entries if e}
+    return [keyed[k] for k in sorted(keyed)]
+
+
 def _write_outputs(out: Path, recipe: Recipe, tasks: list[ShardTask], results: list[dict[str, Any]], scan,
                    labels: list[str]) -> dict[str, Any]:
     rows = [row for r in results for row in r["rows"]]
@@ -140,6 +146,8 @@ def _write_outputs(out: Path, recipe: Recipe, tasks: list[ShardTask], results: l
         "storage": tasks[0].storage if tasks else {},
         "counts": count_samples(rows, recipe.settings),
         "content_hash": content_hash(frame, recipe.hash, SPEC_VERSION),
+        # library versions of the driver and of every process that ran a shard (distinct entries)
+        "software": _distinct([library_versions(), *(r.get("software", {}) for r in results)]),
         "manifest": {"file": MANIFEST, "sha256": bytes_sha256(manifest), "rows": len(rows),
                      "bytes": len(manifest)},
         "shards": [{"file": r["file"], "split": r["split"], "index": r["index"], "pairs": len(r["pairs"]),

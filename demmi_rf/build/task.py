@@ -27,6 +27,7 @@ from .. import __version__
 from ..errors import DemmiError, PairError, ShardError
 from ..ids import sample_id
 from ..rng import seed_material
+from ..software import library_versions
 from ..sources import PairRecord, read_pair
 from ..store.checksums import array_sha256, file_sha256
 from ..store.layout import pair_array_path, sample_array_path, sample_group_path
@@ -65,7 +66,8 @@ def _relative(path: Path, roots: tuple[str, ...]) -> str:
 def run_shard(task: ShardTask) -> dict[str, Any]:
     """Reuse the shard if it is complete and valid, else build it. Returns the shard's result: ``rows``
     (manifest rows), ``skipped`` (pairs not built and why), ``file``, ``split``, ``index``, ``plan_key``,
-    ``bytes``, ``sha256``, ``reused``, ``seconds``, ``toolkit_version``."""
+    ``bytes``, ``sha256``, ``reused``, ``seconds``, ``toolkit_version``, ``software`` (library versions of the
+    process that ran it)."""
     start = time.perf_counter()
     final = Path(task.out_dir) / task.file
     result = existing_result(task) if final.exists() else None
@@ -80,7 +82,8 @@ def run_shard(task: ShardTask) -> dict[str, Any]:
     except OSError as exc:
         raise BuildError(f"shard {final}: cannot be read back after writing: {exc}") from exc
     return {**result, "bytes": size, "sha256": sha, "reused": reused,
-            "seconds": round(time.perf_counter() - start, 3), "toolkit_version": __version__}
+            "seconds": round(time.perf_counter() - start, 3), "toolkit_version": __version__,
+            "software": library_versions()}
 
 
 def existing_result(task: ShardTask) -> dict[str, Any] | None:

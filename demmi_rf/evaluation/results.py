@@ -35,12 +35,12 @@ import hashlib
 import io
 import json
 import math
-import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import DemmiError
+from ..software import library_versions
 
 FORMAT = "demmi-results"
 FORMAT_VERSION = 1
@@ -71,13 +71,7 @@ def decode_float(v: Any) -> float:
 
 def provenance() -> dict[str, str]:
     """Library versions of this process (informative; excluded from comparisons)."""
-    import cv2  # noqa: PLC0415
-    import numpy  # noqa: PLC0415
-    import PIL  # noqa: PLC0415
-    import scipy  # noqa: PLC0415
-
-    return {"python": platform.python_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
-            "opencv": cv2.__version__, "pillow": PIL.__version__}
+    return library_versions()
 
 
 def csv_bytes(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> bytes:
