@@ -35,19 +35,9 @@ from collections.abc import Callable
 from importlib import util as importlib_util
 from pathlib import Path
 
+from _common import pin_one_core
+
 Timings = dict[str, tuple[float, float]]  # label -> (min CPU seconds, median CPU seconds)
-
-
-def _pin_one_core() -> str:
-    import cv2
-
-    cv2.setNumThreads(1)
-    try:
-        cpu = sorted(os.sched_getaffinity(0))[0]
-        os.sched_setaffinity(0, {cpu})
-        return f"one core (cv2.setNumThreads(1), affinity cpu {cpu})"
-    except (AttributeError, OSError):
-        return "one OpenCV thread (cv2.setNumThreads(1); CPU affinity not available)"
 
 
 WALL: dict[str, float] = {}  # label -> median wall seconds of the last interleaved() call
@@ -116,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from demmi_rf.samples import sample_root
     from demmi_rf.sources import discover, read_pair
 
-    cores = "all cores" if args.all_cores else _pin_one_core()
+    cores = "all cores" if args.all_cores else pin_one_core()
     recipe = load_recipe("demmi-rf-v1")
     record = [r for r in discover(sample_root(), check="none").pairs if r.pair_id == "msrs/00004N"][0]
     pair = read_pair(record)

@@ -23,26 +23,14 @@ meaningful; absolute times depend on the machine.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
+from _common import pin_one_core
 
 BUDGET_S = 0.5
-
-
-def _pin_one_core() -> str:
-    import cv2
-
-    cv2.setNumThreads(1)
-    try:
-        cpu = sorted(os.sched_getaffinity(0))[0]
-        os.sched_setaffinity(0, {cpu})
-        return f"one core (cv2.setNumThreads(1), affinity cpu {cpu})"
-    except (AttributeError, OSError):
-        return "one OpenCV thread (cv2.setNumThreads(1); CPU affinity not available)"
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
@@ -88,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     global _CLOCK
     if args.wall:
         _CLOCK = time.perf_counter
-    cores = "all cores" if args.all_cores else _pin_one_core()
+    cores = "all cores" if args.all_cores else pin_one_core()
 
     import cv2
 

@@ -11,7 +11,6 @@ from functools import partial
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -29,6 +28,8 @@ from demmi_rf.torch import (
     unpad,
 )
 
+from .test_torch_dataset_units import expected_tensor
+
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = ["clean", "noise50", "stripe", "noise50+haze+stripe"]
 ARRAYS = ("vis", "ir", "vis_clean", "ir_clean")
@@ -39,20 +40,6 @@ def root(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("torchds") / "demmi-mini"
     build_dataset(out, settings=SETTINGS, workers=2)
     return out
-
-
-def expected_tensor(array: np.ndarray, window, k: int, vis: bool = False) -> torch.Tensor:
-    """Independent reference: crop, numpy rot90/fliplr, HWC->CHW, /255 (gray VIS repeated to 3 channels)."""
-    if window is not None:
-        y0, x0, h, w = window
-        array = array[y0 : y0 + h, x0 : x0 + w]
-    array = np.rot90(array, k % 4)
-    if k >= 4:
-        array = np.fliplr(array)
-    chw = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    if vis and chw.shape[0] == 1:
-        chw = np.repeat(chw, 3, axis=0)
-    return torch.from_numpy(chw.astype(np.float32) / np.float32(255))
 
 
 def test_items_follow_the_manifest_and_equal_stored_pixels(root):
