@@ -14,7 +14,12 @@ import multiprocessing
 import multiprocessing.context
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def process_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
@@ -39,3 +44,42 @@ def main_module_not_reimported() -> Iterator[None]:
         yield
     finally:
         main.__file__ = path
+
+
+def map_in_workers(
+    fn: Callable[[T], R],
+    jobs: Sequence[T],
+    *,
+    workers: int,
+    initializer: Callable[..., None],
+    initargs: tuple,
+    serial_initargs: tuple,
+    release: Callable[[], None],
+    preload: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> list[R]:
+    """``[fn(job) for job in jobs]`` in order, with per-process state set up by ``initializer``.
+
+    One worker runs everything in this process (``initializer(*serial_initargs)``, then ``release()``);
+    more start a pool (:func:`process_context`) whose workers each run ``initializer(*initargs)``.
+    ``progress(1)`` is called per finished job.
+    """
+    advance = progress or (lambda n=1: None)
+    out: list[R] = []
+    if workers <= 1 or len(jobs) <= 1:
+        initializer(*serial_initargs)
+        try:
+            for job in jobs:
+                out.append(fn(job))
+                advance(1)
+        finally:
+            release()
+        return out
+    ctx = process_context(preload)
+    with main_module_not_reimported(), ProcessPoolExecutor(
+        min(workers, len(jobs)), initializer=initializer, initargs=initargs, mp_context=ctx
+    ) as pool:
+        for result in pool.map(fn, jobs, chunksize=1):
+            out.append(result)
+            advance(1)
+    return out

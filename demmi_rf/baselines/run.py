@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 
 from ..errors import DemmiError
 from ..ids import safe_name
-from ..parallel import main_module_not_reimported, process_context
+from ..parallel import map_in_workers
 from . import BaselineInput, get
 
 FUSED_SUFFIX = ".png"
@@ -88,6 +87,12 @@ def _atoms(setting: str) -> tuple[str, ...]:
     return parse_setting(setting).atoms
 
 
+def _release() -> None:
+    """Close this process's dataset and forget the worker state."""
+    _STATE.pop("ds").close()
+    _STATE.clear()
+
+
 def run_baseline(name: str, dataset: str | Path, out: str | Path, split: str | None = "test",
                  settings: Iterable[str] | None = None, workers: int = 1,
                  progress: Callable[[int], None] | None = None) -> BaselineRun:
@@ -102,26 +107,11 @@ def run_baseline(name: str, dataset: str | Path, out: str | Path, split: str | N
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(sid, _atoms(setting), str(out_dir)) for sid, setting in zip(rows["sample_id"], rows["setting"])]
-    done: list[str] = []
-    advance = progress or (lambda n=1: None)
-    workers = max(1, min(int(workers), len(jobs) or 1))
-    if workers == 1:
-        _init_worker(str(ds.root), name, None)
-        try:
-            for job in jobs:
-                done.append(_fuse_one(job))
-                advance(1)
-        finally:
-            _STATE.pop("ds").close()
-            _STATE.clear()
-    else:
-        ctx = process_context(["demmi_rf.baselines.run"])
-        with main_module_not_reimported(), ProcessPoolExecutor(
-            workers, initializer=_init_worker, initargs=(str(ds.root), name, 1), mp_context=ctx
-        ) as pool:
-            for sid in pool.map(_fuse_one, jobs, chunksize=1):
-                done.append(sid)
-                advance(1)
+    done = map_in_workers(
+        _fuse_one, jobs, workers=int(workers), initializer=_init_worker, initargs=(str(ds.root), name, 1),
+        serial_initargs=(str(ds.root), name, None), release=_release, preload=["demmi_rf.baselines.run"],
+        progress=progress,
+    )
     ds.close()
     return BaselineRun(name, out_dir, tuple(done))
 

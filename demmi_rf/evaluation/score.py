@@ -13,11 +13,10 @@ References (benchmark spec section 7):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..parallel import main_module_not_reimported, process_context
+from ..parallel import map_in_workers
 
 REFERENCES: dict[str, tuple[str, str]] = {"clean": ("ir_clean", "vis_clean"), "degraded": ("ir", "vis")}
 
@@ -65,30 +64,20 @@ def _score(job: tuple[str, str]) -> SampleScore:
     return SampleScore(sample_id, values, reasons, 1 if fused.ndim == 2 else fused.shape[2])
 
 
+def _release() -> None:
+    """Close this process's dataset and forget the worker state."""
+    _STATE.pop("ds").close()
+    _STATE.clear()
+
+
 def score_samples(root: str, jobs: Sequence[tuple[str, str]], profile: str, reference: str, workers: int = 1,
                   progress: Callable[[int], None] | None = None) -> list[SampleScore]:
     """Scores of ``jobs`` (``(sample id, fused png path)``), in the order given. ``workers > 1`` runs a
     process pool (one OpenCV thread each); scores do not depend on the worker count."""
     if reference not in REFERENCES:
         raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got {reference!r}")
-    advance = progress or (lambda n=1: None)
-    workers = max(1, min(int(workers), len(jobs) or 1))
-    out: list[SampleScore] = []
-    if workers == 1:
-        _init(root, profile, reference, None)
-        try:
-            for job in jobs:
-                out.append(_score(job))
-                advance(1)
-        finally:
-            _STATE.pop("ds").close()
-            _STATE.clear()
-        return out
-    ctx = process_context(["demmi_rf.evaluation.score"])
-    with main_module_not_reimported(), ProcessPoolExecutor(
-        workers, initializer=_init, initargs=(root, profile, reference, 1), mp_context=ctx
-    ) as pool:
-        for s in pool.map(_score, jobs, chunksize=1):
-            out.append(s)
-            advance(1)
-    return out
+    return map_in_workers(
+        _score, jobs, workers=int(workers), initializer=_init, initargs=(root, profile, reference, 1),
+        serial_initargs=(root, profile, reference, None), release=_release, preload=["demmi_rf.evaluation.score"],
+        progress=progress,
+    )
