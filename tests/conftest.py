@@ -57,3 +57,15 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def run_cli(args: list[str], ok: bool = True):
+    """Invoke ``demmi ARGS`` in-process; with ``ok`` assert it exited 0 (showing its output otherwise)."""
+    from click.testing import CliRunner
+
+    from demmi_cli.main import cli
+
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result

@@ -268,15 +268,20 @@ def test_clear_input_errors(msrs_pair):
         degrade(vis, ir, "clean", -1, pair_id=PID)
 
 
-def test_noise_haze_and_stripe_do_not_depend_on_numpy_simd_dispatch(sample_pairs):
-    """numpy's transcendental functions differ by CPU instruction set (with np.exp, 4 of these 27 samples
-    changed); noise, haze and stripe use only correctly rounded operations, so disabling every dispatched
-    SIMD extension changes no bit (defocus: the next test)."""
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+def _hashes_here(sample_pairs, settings: list[str]) -> list[str]:
+    """sha256 of degrade()'s output for every sample pair and setting, in this process."""
+    out = []
+    for pair in sample_pairs:
+        for s in settings:
+            o = degrade(pair.vis, pair.ir, s, SEED, pair_id=pair.record.pair_id)
+            out.append(hashlib.sha256(o.vis.tobytes() + o.ir.tobytes()).hexdigest())
+    return out
 
-    dispatched = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
-    settings = ["noise50+haze+stripe", "noise15+haze", "haze"]
-    code = (
+
+def _hashes_in_subprocess(settings: list[str], disabled_simd: list[str], prelude: str = "") -> list[str]:
+    """The same hashes from a fresh process with the numpy SIMD extensions ``disabled_simd`` turned off and
+    ``prelude`` run first."""
+    code = prelude + (
         "import hashlib\n"
         "from demmi_rf import degrade\n"
         "from demmi_rf.sources import discover, read_pair\n"
@@ -287,14 +292,20 @@ def test_noise_haze_and_stripe_do_not_depend_on_numpy_simd_dispatch(sample_pairs
         f"        o = degrade(p.vis, p.ir, s, {SEED}, pair_id=rec.pair_id)\n"
         "        print(hashlib.sha256(o.vis.tobytes() + o.ir.tobytes()).hexdigest())\n"
     )
-    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(dispatched)}
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(disabled_simd)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    here = []
-    for pair in sample_pairs:
-        for s in settings:
-            o = degrade(pair.vis, pair.ir, s, SEED, pair_id=pair.record.pair_id)
-            here.append(hashlib.sha256(o.vis.tobytes() + o.ir.tobytes()).hexdigest())
-    assert out.stdout.split() == here
+    return out.stdout.split()
+
+
+def test_noise_haze_and_stripe_do_not_depend_on_numpy_simd_dispatch(sample_pairs):
+    """numpy's transcendental functions differ by CPU instruction set (with np.exp, 4 of these 27 samples
+    changed); noise, haze and stripe use only correctly rounded operations, so disabling every dispatched
+    SIMD extension changes no bit (defocus: the next test)."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    dispatched = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+    settings = ["noise50+haze+stripe", "noise15+haze", "haze"]
+    assert _hashes_in_subprocess(settings, dispatched) == _hashes_here(sample_pairs, settings)
 
 
 DEFOCUS_SETTINGS = [s for s in V1 if "defocus" in s]
@@ -310,26 +321,6 @@ def test_defocus_settings_do_not_depend_on_simd_dispatch_or_opencv_code_paths(sa
 
     assert len(DEFOCUS_SETTINGS) == 6 and cv2.useOptimized()
     dispatched = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
-    code = (
-        "import hashlib, cv2\n"
-        "cv2.setUseOptimized(False)\n"
-        "cv2.setNumThreads(1)\n"
-        "assert not cv2.useOptimized()\n"
-        "from demmi_rf import degrade\n"
-        "from demmi_rf.sources import discover, read_pair\n"
-        "from demmi_rf.samples import sample_root\n"
-        "for rec in discover(sample_root()).pairs:\n"
-        "    p = read_pair(rec)\n"
-        f"    for s in {DEFOCUS_SETTINGS!r}:\n"
-        f"        o = degrade(p.vis, p.ir, s, {SEED}, pair_id=rec.pair_id)\n"
-        "        print(hashlib.sha256(o.vis.tobytes() + o.ir.tobytes()).hexdigest())\n"
-    )
-    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(dispatched)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    here = []
-    for pair in sample_pairs:
-        for s in DEFOCUS_SETTINGS:
-            o = degrade(pair.vis, pair.ir, s, SEED, pair_id=pair.record.pair_id)
-            here.append(hashlib.sha256(o.vis.tobytes() + o.ir.tobytes()).hexdigest())
+    prelude = "import cv2\ncv2.setUseOptimized(False)\ncv2.setNumThreads(1)\nassert not cv2.useOptimized()\n"
     assert any(p.vis.shape == (480, 640, 3) for p in sample_pairs)
-    assert out.stdout.split() == here
+    assert _hashes_in_subprocess(DEFOCUS_SETTINGS, dispatched, prelude) == _hashes_here(sample_pairs, DEFOCUS_SETTINGS)

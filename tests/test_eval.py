@@ -11,16 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from demmi_cli.main import cli
 from demmi_rf import __version__
 from demmi_rf.errors import DemmiError
 from demmi_rf.evaluation import read_csv_rows, read_results, scan_fused, setting_table
 from demmi_rf.evaluation.table import robust_mean
 from demmi_rf.metrics import evaluate, get_profile
 from demmi_rf.store import open_dataset
+
+from .conftest import run_cli as run
 
 SETTINGS = ("clean", "noise50", "stripe")
 
@@ -43,13 +43,6 @@ def small_dataset(tmp_path_factory, samples_dir) -> Path:
 def test_ids(small_dataset) -> list[str]:
     with open_dataset(small_dataset) as ds:
         return list(ds.samples(split="test")["sample_id"])
-
-
-def run(args: list[str], ok: bool = True):
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="session")

@@ -10,19 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from demmi_cli.main import cli
 from demmi_rf.errors import DemmiError
 from demmi_rf.evaluation import check_compatible, read_results, render_leaderboard
 from demmi_rf.evaluation.results import decode_float, encode_float
 
-
-def run(args: list[str], ok: bool = True):
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
+from .conftest import run_cli as run
 
 
 @pytest.fixture(scope="module")
