@@ -11,6 +11,14 @@ Benchmark spec section 4: every draw for a sample comes from its own generator, 
 
 Python's ``hash`` is never used (it is salted per process), so the same inputs give the same stream on any
 machine, in any process, in any order.
+
+Every number the synthesis draws is a documented function of G's raw 64-bit words (``random_raw``, whose
+output numpy keeps stable across versions, NEP 19), computed with exact or correctly rounded operations:
+
+* :func:`uniform` — one word w gives (w >> 11)·2⁻⁵³ ∈ [0, 1) (the value of ``Generator.random()``);
+* :func:`below` — a uniform integer in [0, n): Lemire's multiply-shift on the low 32 bits of a word (for a
+  power-of-two n, the value that ``Generator.integers(n)`` returns as a generator's first 32-bit draw);
+* :func:`demmi_rf.ziggurat.normal` — standard normals (the 256-layer ziggurat).
 """
 
 from __future__ import annotations
@@ -49,3 +57,27 @@ def generator(seed: int, pair_id: str, setting: str, modality: str) -> np.random
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     sequence = np.random.SeedSequence(stable_words(int(seed), pair_id, setting, modality))
     return np.random.Generator(np.random.PCG64(sequence))
+
+
+def uniform(rng: np.random.Generator) -> float:
+    """A uniform number in [0, 1): (w >> 11) · 2⁻⁵³ for the next raw word w (53 random bits, exact)."""
+    return (int(rng.bit_generator.random_raw()) >> 11) * 2.0**-53
+
+
+def below(rng: np.random.Generator, n: int) -> int:
+    r"""A uniform integer in [0, n) for 1 ≤ n ≤ 2³², without bias (Lemire, *Fast random integer generation in
+    an interval*, ACM TOMACS 29(1), 2019):
+
+    .. math:: m = x\,n,\quad x = w \bmod 2^{32}\ \text{(the low half of the next raw word w)},\qquad
+              \text{result} = \lfloor m / 2^{32} \rfloor
+
+    drawing a new word while m mod 2³² < (2³² − n) mod n (never for a power of two).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 2**32:
+        raise ValueError(f"below() needs an integer n in [1, 2**32], got {n!r}")
+    n = int(n)
+    reject_below = (2**32 - n) % n
+    while True:
+        m = (int(rng.bit_generator.random_raw()) & 0xFFFFFFFF) * n
+        if m & 0xFFFFFFFF >= reject_below:
+            return m >> 32

@@ -1,8 +1,8 @@
 """Reading parameter ranges of a recipe's ``[degradations.<atom>]`` table, and drawing from them.
 
 Recipe convention: a number is fixed (nothing is drawn); ``[a, b]`` of floats is uniform on ``[a, b]``
-(one ``rng.random()`` draw u, then ``a + (b - a) * u``); a list of integers is a uniform choice among them
-(``rng.integers``, one draw).
+(one :func:`demmi_rf.rng.uniform` draw u, then ``a + (b - a) * u``); a list of integers is a uniform choice
+among them (one :func:`demmi_rf.rng.below` draw).
 Malformed ranges raise :class:`~demmi_rf.errors.RecipeError` naming ``degradations.<atom>.<key>``.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import rng as _rng
 from ..errors import RecipeError
 
 
@@ -41,7 +42,7 @@ def uniform(
     rng: np.random.Generator, ranges: Mapping[str, Any], key: str, atom: str,
     lo: float = -np.inf, hi: float = np.inf,
 ) -> float:
-    """A number: fixed if the range is a number, else one ``rng.uniform(a, b)`` draw for ``[a, b]``."""
+    """A number: fixed if the range is a number, else ``a + (b - a) * u`` for ``[a, b]``, u = ``rng.uniform``."""
     v = value(ranges, key, atom)
     if _is_number(v):
         return _check(float(v), key, atom, lo, hi)
@@ -51,11 +52,10 @@ def uniform(
             raise RecipeError(f"degradations.{atom}.{key}: range [{a}, {b}] has low > high")
         _check(a, key, atom, lo, hi)
         _check(b, key, atom, lo, hi)
-        # Same value as ``rng.uniform(a, b)``, but the multiply and the add are two separate Python float
-        # operations: numpy's C ``lower + range * u`` may be contracted into a fused multiply-add by the
-        # compiler on some platforms (e.g. aarch64), which would change the last bit of a drawn parameter.
-        u = float(rng.random())
-        return a + (b - a) * u
+        # The multiply and the add are two separate Python float operations: numpy's C ``lower + range * u``
+        # (``Generator.uniform``) may be contracted into a fused multiply-add by the compiler on some platforms
+        # (e.g. aarch64), which would change the last bit of a drawn parameter.
+        return a + (b - a) * _rng.uniform(rng)
     raise RecipeError(f"degradations.{atom}.{key}: expected a number or [low, high], got {v!r}")
 
 
@@ -63,7 +63,7 @@ def choice(
     rng: np.random.Generator, ranges: Mapping[str, Any], key: str, atom: str,
     lo: int = -(2**62), hi: int = 2**62,
 ) -> int:
-    """An integer: fixed if the range is an integer, else a uniform choice (one ``rng.integers`` draw)."""
+    """An integer: fixed if the range is an integer, else a uniform choice (one :func:`demmi_rf.rng.below`)."""
     v = value(ranges, key, atom)
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return int(_check(int(v), key, atom, lo, hi))
@@ -73,7 +73,7 @@ def choice(
     ):
         for x in v:
             _check(int(x), key, atom, lo, hi)
-        return int(v[int(rng.integers(len(v)))])
+        return int(v[_rng.below(rng, len(v))])
     raise RecipeError(f"degradations.{atom}.{key}: expected an integer or a list of integers, got {v!r}")
 
 

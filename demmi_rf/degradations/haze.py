@@ -19,8 +19,8 @@ map is an error. Because t ∈ [t_min, 1], every output pixel is a convex combin
 brightens beyond the model (unlike EMS ``main_vis_haze.m``, whose d < 0 beyond 425 px gives t > 1).
 
 Numerics: d and t are float32 (H x W), broadcast over channels; the arithmetic is ``A + (J - A)·t``. The
-exponential is computed from IEEE basic operations (:func:`exp_portable`) so that t has the same bits on
-every CPU (numpy's SIMD ``exp`` differs between instruction sets in the last bit).
+exponential is computed from IEEE basic operations (:func:`demmi_rf.portable_math.exp_f32`) so that t has the
+same bits on every CPU (numpy's SIMD ``exp`` differs between instruction sets in the last bit).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..portable_math import exp_f32
 from . import _ranges
 from ._arrays import work_buffer
 
@@ -103,45 +104,11 @@ def depth_from_map(depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return ((d - lo) / (hi - lo)).astype(np.float32)
 
 
-# Cephes ``expf``: Cody-Waite reduction exp(z) = 2^k exp(r), |r| <= ln(2)/2, then a degree-7 polynomial
-_LOG2E = np.float32(1.44269504088896341)
-_LN2_HI = np.float32(0.693359375)  # 9 significant bits: k * _LN2_HI is exact
-_LN2_LO = np.float32(-2.12194440e-4)
-_EXP_POLY = tuple(np.float32(c) for c in (
-    1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1,
-))
-
-
-def exp_portable(z: np.ndarray) -> np.ndarray:
-    """exp(z) for float32 ``z`` <= 0, within 1 ulp, from IEEE basic operations only (``z`` is overwritten).
-
-    numpy's ``np.exp`` picks a SIMD implementation by CPU (AVX2, AVX-512, NEON, scalar) and these differ in
-    the last bit, which flips the final rounding of a few pixels between machines. Multiplication, addition,
-    ``rint`` and ``ldexp`` are correctly rounded everywhere, so this gives the same bits on every platform.
-    """
-    np.maximum(z, np.float32(-87.0), out=z)  # exp(-87) ~ 1.6e-38, the float32 normal range; keeps 2^k normal
-    k = z * _LOG2E
-    np.rint(k, out=k)
-    tmp = k * _LN2_HI
-    z -= tmp  # r = z - k ln2, exact for the high part
-    np.multiply(k, _LN2_LO, out=tmp)
-    z -= tmp
-    p = np.multiply(z, _EXP_POLY[0], out=tmp)
-    for c in _EXP_POLY[1:]:
-        p += c
-        p *= z
-    p *= z  # p = r^2 * poly(r)
-    p += z
-    p += np.float32(1.0)
-    # times 2^k, built from its IEEE bit pattern (np.ldexp has no vector loop): exact, integer-only
-    p *= ((k.astype(np.int32) + 127) << 23).view(np.float32)
-    return p
-
-
 def transmission(d: np.ndarray, beta: float, t_min: float) -> np.ndarray:
-    """t = clamp(exp(-β d), t_min, 1), float32 (``d`` is overwritten; exp by :func:`exp_portable`)."""
+    """t = clamp(exp(-β d), t_min, 1), float32 (``d`` is overwritten; exp from
+    :func:`~demmi_rf.portable_math.exp_f32`)."""
     d *= np.float32(-beta)
-    t = exp_portable(d)
+    t = exp_f32(d)
     np.clip(t, np.float32(t_min), np.float32(1.0), out=t)
     return t
 

@@ -7,7 +7,8 @@ This is the AWGN model of the denoising literature (e.g. Zhang et al., *DnCNN*, 
 ``add_gaussian_noise``). Unlike imagecorruptions ``gaussian_noise`` (σ on [0,1], truncating ``np.uint8`` cast)
 or EMS (Gaussian then Poisson), nothing here clips or rounds: the composition rounds once at the end.
 
-Randomness: one ``rng.standard_normal(image.shape, dtype=float32)`` draw, scaled by σ.
+Randomness: ``image.size`` normals from :func:`demmi_rf.ziggurat.add_normal` (the toolkit's normal sampler on
+the generator's raw stream), σ folded into its table and added in place.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import ziggurat
 from . import _ranges
 from ._arrays import work_buffer
 
@@ -29,7 +31,4 @@ def draw(rng: np.random.Generator, image: np.ndarray, ranges: Mapping[str, Any],
 def apply(image: np.ndarray, rng: np.random.Generator, *, sigma: float, inplace: bool = False) -> np.ndarray:
     """``image + sigma * N(0, 1)`` in float32 (no clipping). Draws ``image.size`` standard normals."""
     out = work_buffer(image, inplace)
-    n = rng.standard_normal(out.shape, dtype=np.float32)
-    n *= np.float32(sigma)
-    out += n
-    return out
+    return ziggurat.add_normal(rng, out, sigma)

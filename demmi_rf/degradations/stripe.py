@@ -13,8 +13,9 @@ Per sample s ~ U(3, 8) on the 0-255 scale; ``gain_std`` s_g is 0 in v1, and then
 Unlike EMS and DRMF nothing is clipped or cast here (DRMF's ``uint8`` wrap-around): the composition rounds
 once at the end.
 
-Randomness: s (one uniform draw), then W float32 standard normals for the offsets, then W for the gains
-when s_g > 0. Works on H x W (and H x W x C, same offset for every channel of a column).
+Randomness: s (one uniform draw), then W normals for the offsets, then W for the gains when s_g > 0, from
+:func:`demmi_rf.ziggurat.normal` (the toolkit's normal sampler on the generator's raw stream).
+Works on H x W (and H x W x C, same offset for every channel of a column).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import ziggurat
 from . import _ranges
 from ._arrays import work_buffer
 
@@ -41,12 +43,10 @@ def apply(
     """``x + o_c (+ g_c x)`` in float32; offsets (and gains if ``gain_std > 0``) drawn from ``rng``."""
     out = work_buffer(image, inplace)
     w = out.shape[1]
-    offsets = rng.standard_normal(w, dtype=np.float32)
-    offsets *= np.float32(s)
+    offsets = ziggurat.normal(rng, w, s)
     shape = (1, w) + (1,) * (out.ndim - 2)
     if gain_std > 0:
-        gains = rng.standard_normal(w, dtype=np.float32)
-        gains *= np.float32(gain_std)
+        gains = ziggurat.normal(rng, w, gain_std)
         gx = out * gains.reshape(shape)
         out += offsets.reshape(shape)
         out += gx
