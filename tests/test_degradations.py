@@ -297,15 +297,19 @@ def _hashes_in_subprocess(settings: list[str], disabled_simd: list[str], prelude
     return out.stdout.split()
 
 
-def test_noise_haze_and_stripe_do_not_depend_on_numpy_simd_dispatch(sample_pairs):
+def test_noise_haze_and_stripe_do_not_depend_on_simd_dispatch_or_opencv_code_paths(sample_pairs):
     """numpy's transcendental functions differ by CPU instruction set (with np.exp, 4 of these 27 samples
-    changed); noise, haze and stripe use only correctly rounded operations, so disabling every dispatched
-    SIMD extension changes no bit (defocus: the next test)."""
+    changed); noise, haze and stripe use only correctly rounded operations, table lookups and the raw PCG64
+    stream, so disabling every dispatched numpy SIMD extension and OpenCV's optimised code paths (the
+    sampler's ``cv2.LUT``) changes no bit (defocus: the next test)."""
+    import cv2
     from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
 
+    assert cv2.useOptimized()
     dispatched = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
-    settings = ["noise50+haze+stripe", "noise15+haze", "haze"]
-    assert _hashes_in_subprocess(settings, dispatched) == _hashes_here(sample_pairs, settings)
+    prelude = "import cv2\ncv2.setUseOptimized(False)\ncv2.setNumThreads(1)\nassert not cv2.useOptimized()\n"
+    settings = ["noise50+haze+stripe", "noise15+haze", "haze", "noise25"]
+    assert _hashes_in_subprocess(settings, dispatched, prelude) == _hashes_here(sample_pairs, settings)
 
 
 DEFOCUS_SETTINGS = [s for s in V1 if "defocus" in s]

@@ -1,0 +1,187 @@
+"""demmi_rf.ziggurat (the normal sampler) and the raw-stream draws of demmi_rf.rng."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from scipy import special, stats
+
+from demmi_rf import rng as drng
+from demmi_rf import ziggurat
+from demmi_rf.ziggurat import normal, tables
+
+
+# --- the tables -------------------------------------------------------------------------------------------
+def test_layers_have_equal_area_and_the_published_right_edge():
+    x, f, r, v = tables()
+    assert x.size == f.size == 257 and x[1] == r == float(Decimal(ziggurat.R_STRING)) and x[256] == 0.0
+    assert np.all(np.diff(x[1:]) < 0) and np.allclose(f, np.exp(-0.5 * x * x), rtol=1e-15, atol=0)
+    # v = r f(r) + the tail integral, and every layer has area v
+    assert v == pytest.approx(r * f[1] + np.sqrt(np.pi / 2) * special.erfc(r / np.sqrt(2)), rel=1e-13)
+    assert x[0] * f[1] == pytest.approx(v, rel=1e-14)  # the base strip
+    areas = x[1:255] * (f[2:256] - f[1:255])
+    np.testing.assert_allclose(areas, v, rtol=1e-11)
+    assert x[255] * (1.0 - f[255]) == pytest.approx(v, rel=1e-9)  # the top layer closes at x = 0
+
+
+def test_tables_are_the_same_bits_everywhere():
+    """Computed in decimal arithmetic (correctly rounded), so the float64 tables are pinned."""
+    x, f, _, _ = tables()
+    digest = hashlib.sha256(x.tobytes() + f.tobytes()).hexdigest()
+    assert digest == "acaac9e89b6a9ac8fa914d5ba3e498670a3667e1fa30a97add493c347f7fdcdb"
+
+
+def test_wedge_bounds_never_contradict_the_exact_test():
+    x, f, _, _ = tables()
+    lo, hi = ziggurat._wedge_bounds()
+    assert lo[0] == 0 and np.isinf(hi[0]) and np.all(lo <= hi)
+    g = np.random.default_rng(0)
+    i = g.integers(1, 256, 2_000_000)
+    u = g.uniform(x[i + 1] / x[i], 1.0)  # points of the wedge of layer i
+    uni = g.uniform(0, 1, i.size)
+    w = 1.0 - u
+    xx = u * x[i]
+    exact = f[i] + uni * (f[i + 1] - f[i]) < np.exp(-0.5 * xx * xx)
+    accept, reject = uni < w * lo[i], uni > w * hi[i]
+    assert exact[accept].all() and not exact[reject].any()
+    assert (accept | reject).mean() > 0.85  # the bounds spare most evaluations of f
+
+
+# --- the distribution -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def draws() -> np.ndarray:
+    return normal(np.random.default_rng(20261126), 2_000_000).astype(np.float64)
+
+
+def test_draws_are_standard_normal(draws):
+    n = draws.size
+    assert abs(draws.mean()) < 5 / np.sqrt(n)
+    assert abs(draws.var() - 1.0) < 5 * np.sqrt(2 / n)
+    assert stats.kstest(draws, "norm").pvalue > 1e-3
+    assert abs(stats.skew(draws)) < 5 * np.sqrt(6 / n) and abs(stats.kurtosis(draws)) < 5 * np.sqrt(24 / n)
+
+
+def test_every_layer_gets_its_probability_mass(draws):
+    """Bins at the layer edges: a wrong wedge or tail branch moves mass between these bins."""
+    x, _, r, _ = tables()
+    edges = np.concatenate([-x[1:256], x[255:0:-1]])
+    edges = np.unique(np.concatenate([edges, [-np.inf, np.inf]]))
+    counts, _ = np.histogram(draws, bins=edges)
+    expected = draws.size * np.diff(stats.norm.cdf(edges))
+    assert counts.size == 2 * 255 + 1
+    assert stats.chisquare(counts, expected).pvalue > 1e-3
+
+
+def test_the_tail_beyond_r_has_its_normal_frequency(draws):
+    r = tables()[2]
+    for t in (r, 4.0, 4.5):
+        p = 2 * stats.norm.sf(t)
+        k = np.count_nonzero(np.abs(draws) > t)
+        assert abs(k - draws.size * p) < 5 * np.sqrt(draws.size * p * (1 - p)) + 1, t
+    assert np.abs(draws).max() > r  # the tail branch ran
+
+
+# --- bits, shapes, the stream -----------------------------------------------------------------------------
+def test_same_seed_same_bits_other_seed_other_bits():
+    a = normal(np.random.default_rng(5), (48, 64, 3), 25.0)
+    b = normal(np.random.default_rng(5), (48, 64, 3), 25.0)
+    c = normal(np.random.default_rng(6), (48, 64, 3), 25.0)
+    assert a.dtype == np.float32 and a.shape == (48, 64, 3)
+    assert a.tobytes() == b.tobytes() and a.tobytes() != c.tobytes()
+
+
+@pytest.mark.parametrize("shape", [0, 1, 7, (3, 5), (2, 0, 4)])
+def test_small_odd_and_empty_shapes(shape):
+    out = normal(np.random.default_rng(1), shape)
+    expected_shape = (shape,) if isinstance(shape, int) else shape
+    assert out.shape == expected_shape and out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_the_block_size_changes_neither_the_bits_nor_the_stream_position(monkeypatch):
+    def draw() -> tuple[bytes, int]:
+        g = np.random.default_rng(11)
+        z = normal(g, 100_003, 3.0)
+        return z.tobytes(), int(g.bit_generator.random_raw())
+
+    reference = draw()
+    for block in (7, 1000, 1 << 20):
+        monkeypatch.setattr(ziggurat, "BLOCK", block)
+        assert draw() == reference, block
+
+
+def test_the_draws_are_the_documented_function_of_the_raw_words():
+    """The common case by hand from the raw words: odd int32 words, then layer bytes."""
+    n = 10_000
+    z = normal(np.random.default_rng(3), n, 2.0)
+    raw = np.random.default_rng(3).bit_generator
+    a = raw.random_raw(n // 2).view(np.int32) | 1
+    i = raw.random_raw(n // 8).view(np.uint8)
+    x = tables()[0]
+    u = a.astype(np.float32)
+    fast = np.abs(u) < (x[1:] / x[:-1] * 2.0**31).astype(np.float32)[i]
+    by_hand = u * (x[:-1] * 2.0**-31 * 2.0).astype(np.float32)[i]
+    assert 0.97 < fast.mean() < 0.995
+    np.testing.assert_array_equal(z[fast], by_hand[fast])
+
+
+def test_scale_only_scales():
+    a = normal(np.random.default_rng(9), 50_000, 1.0).astype(np.float64)
+    b = normal(np.random.default_rng(9), 50_000, 37.5).astype(np.float64)
+    np.testing.assert_allclose(b, 37.5 * a, rtol=3e-7, atol=0)
+    assert not normal(np.random.default_rng(9), 100, 0.0).any()
+
+
+def test_add_normal_adds_exactly_the_normals_in_place():
+    x = np.random.default_rng(0).uniform(0, 255, (120, 160, 3)).astype(np.float32)
+    target = x.copy()
+    out = ziggurat.add_normal(np.random.default_rng(4), target, 15.0)
+    assert out is target
+    expected = x + normal(np.random.default_rng(4), x.shape, 15.0)
+    assert out.tobytes() == expected.tobytes()
+
+
+def test_bad_arguments_are_refused():
+    g = np.random.default_rng(0)
+    for scale in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale"):
+            normal(g, 10, scale)
+    with pytest.raises(TypeError, match="float32"):
+        ziggurat.add_normal(g, np.zeros(10, np.float64), 1.0)
+    with pytest.raises(TypeError, match="float32"):
+        ziggurat.add_normal(g, np.zeros((10, 10), np.float32)[:, ::2], 1.0)
+
+
+# --- uniform and below ------------------------------------------------------------------------------------
+def test_uniform_is_53_bits_of_the_next_raw_word():
+    g, h, raw = np.random.default_rng(2), np.random.default_rng(2), np.random.default_rng(2).bit_generator
+    for _ in range(100):
+        w = int(raw.random_raw())
+        u = drng.uniform(g)
+        assert u == (w >> 11) / 2.0**53 and 0.0 <= u < 1.0
+        assert u == h.random()  # the value numpy's Generator.random() gives
+
+
+def test_below_is_lemires_method_on_the_low_32_bits():
+    g, raw = np.random.default_rng(4), np.random.default_rng(4).bit_generator
+    n = 3 * 2**30  # rejects a quarter of the words: the rejection branch runs
+    threshold, rejected = (2**32 - n) % n, 0
+    for _ in range(200):
+        while True:
+            m = (int(raw.random_raw()) & 0xFFFFFFFF) * n
+            if m & 0xFFFFFFFF >= threshold:
+                break
+            rejected += 1
+        assert drng.below(g, n) == m >> 32
+    assert rejected > 10
+    assert drng.below(np.random.default_rng(7), 4) == np.random.default_rng(7).integers(4)
+    counts = np.bincount([drng.below(g, 3) for _ in range(6000)], minlength=3)
+    assert stats.chisquare(counts).pvalue > 1e-3 and counts.size == 3
+
+
+@pytest.mark.parametrize("n", [0, -1, 2**32 + 1, True, 2.0])
+def test_below_refuses_bad_bounds(n):
+    with pytest.raises(ValueError, match="below"):
+        drng.below(np.random.default_rng(0), n)
