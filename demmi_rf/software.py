@@ -1,6 +1,6 @@
 """Versions of the software a process runs, recorded in dataset cards and results files.
 
-Pixels are byte-identical for the same recipe and seed given the same numpy version on an IEEE-754 platform
+Pixels are byte-identical for the same recipe, seed and toolkit version on an IEEE-754 platform
 (``docs/spec-notes.md``); recording the versions lets anyone see what produced a dataset or a score.
 """
 
