@@ -4,9 +4,11 @@ Every normal of the toolkit's synthesis (``noise*`` pixels, ``stripe`` column of
 :func:`normal`. It reads only 64-bit words of the sample's PCG64 stream (``bit_generator.random_raw``,
 whose output numpy keeps stable across versions, NEP 19) and turns them into normals with IEEE basic
 operations, a table gather and the libm-free ``exp`` / ``log`` of :mod:`demmi_rf.portable_math`. So the
-same stream gives the same bits on every machine and numpy version, and the sampler runs about 1.6 times as
-fast as ``Generator.standard_normal(dtype=float32)`` because its common case is a handful of whole-array
-operations (``benchmarks/bench_degradations.py``).
+same stream gives the same bits on every machine and numpy version. The common case (step 2 below) runs in a
+small compiled kernel (``demmi_rf/_zigfast.c``, built at install when a C compiler is available) or, without
+it, as a handful of whole-array numpy operations; the two give the same bits (checked once per process, and
+by the tests). With the kernel the sampler runs about twice as fast as
+``Generator.standard_normal(dtype=float32)``, with numpy about 1.5 times (``benchmarks/bench_degradations.py``).
 
 The method is the ziggurat of Marsaglia & Tsang (*The Ziggurat Method for Generating Random Variables*,
 J. Stat. Softw. 5(8), 2000), with 256 layers of equal area v under f(x) = exp(−x²/2):
@@ -48,7 +50,9 @@ of its value — not an approximation such as a sum of uniforms or a truncated i
 from __future__ import annotations
 
 import functools
+import os
 from decimal import Decimal, localcontext
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -206,8 +210,21 @@ def _draw(rng: np.random.Generator, flat: np.ndarray, scale: float, add: bool) -
 
 
 def _fast_blocks(words: np.ndarray, layers: np.ndarray, flat: np.ndarray, scale: float, add: bool) -> np.ndarray:
-    """The common case, block by block (``BLOCK`` elements, so that the temporaries stay in cache; the block
-    size does not change the result). Slow positions are left unchanged (adding) or set to 0; returns them."""
+    """The common case for every element (the compiled kernel when it is usable, else numpy, block by block);
+    slow positions are left unchanged (adding) or set to 0. Returns the slow positions, ascending."""
+    kernel = _kernel()
+    if kernel is not None:
+        slow = np.empty(flat.size, dtype=np.int64)
+        k = kernel.fast_path(words, layers, _thresholds(), _widths(scale), flat, slow, add)
+        return slow[:k]
+    return _fast_blocks_numpy(words, layers, flat, scale, add)
+
+
+def _fast_blocks_numpy(
+    words: np.ndarray, layers: np.ndarray, flat: np.ndarray, scale: float, add: bool,
+) -> np.ndarray:
+    """The common case with numpy, block by block (``BLOCK`` elements, so that the temporaries stay in cache;
+    the block size does not change the result): the same operations as the kernel, and the same bits."""
     n = flat.size
     scratch = _Scratch(min(n, BLOCK))
     slow_parts = []
@@ -258,3 +275,32 @@ def _slow_round(
     values, slow = _fast(a2, i2, scale)
     out[again] = values  # the slow ones are overwritten by a later round
     return a2[slow], i2[slow], again[slow]
+
+
+@functools.lru_cache(maxsize=1)
+def _kernel() -> ModuleType | None:
+    """The compiled common case (``demmi_rf/_zigfast.c``, built at install when a C compiler is available),
+    or None: when it is missing, when ``DEMMI_RF_NUMPY_ZIGGURAT=1``, or when it does not give the numpy path's
+    bits on a probe (checked once per process), the numpy path runs. Both give the same bits."""
+    if os.environ.get("DEMMI_RF_NUMPY_ZIGGURAT", "") not in ("", "0"):
+        return None
+    try:
+        from . import _zigfast
+    except ImportError:
+        return None
+    probe = np.random.default_rng(20261126).bit_generator
+    words, layers = _draw_words(probe, 4099)
+    base = (np.arange(4099, dtype=np.float32) - 2049.5) * np.float32(0.37)
+    for add, scale in ((True, 25.0), (False, 1.0)):
+        expected, got = base.copy(), base.copy()
+        slow_expected = _fast_blocks_numpy(words, layers, expected, scale, add)
+        slow_got = np.empty(got.size, dtype=np.int64)
+        k = _zigfast.fast_path(words, layers, _thresholds(), _widths(scale), got, slow_got, add)
+        if expected.tobytes() != got.tobytes() or not np.array_equal(slow_expected, slow_got[:k]):
+            return None
+    return _zigfast
+
+
+def backend() -> str:
+    """``"compiled"`` or ``"numpy"``: which implementation of the common case runs (same bits either way)."""
+    return "numpy" if _kernel() is None else "compiled"

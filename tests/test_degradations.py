@@ -292,7 +292,8 @@ def _hashes_in_subprocess(settings: list[str], disabled_simd: list[str], prelude
         f"        o = degrade(p.vis, p.ir, s, {SEED}, pair_id=rec.pair_id)\n"
         "        print(hashlib.sha256(o.vis.tobytes() + o.ir.tobytes()).hexdigest())\n"
     )
-    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(disabled_simd)}
+    # the normal sampler's numpy path there (the compiled kernel here, when built): same bits
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(disabled_simd), "DEMMI_RF_NUMPY_ZIGGURAT": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return out.stdout.split()
 
