@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     vis, ir, seed, pid = pair.vis, pair.ir, recipe.seed, record.pair_id
     n = args.repeat
     print(f"demmi-rf {demmi_rf.__version__}, numpy {np.__version__}, opencv {cv2.__version__}, "
-          f"albumentations {A.__version__}; {cores}")
+          f"albumentations {A.__version__}; {cores}; normal sampler: {ziggurat.backend()} common case "
+          "(DEMMI_RF_NUMPY_ZIGGURAT=1 forces the numpy one)")
     print(f"pair {pid}: VIS {vis.shape} {vis.dtype}, IR {ir.shape} {ir.dtype}; medians of {n} interleaved "
           f"rounds, CPU ms min (median); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
 
