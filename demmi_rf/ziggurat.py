@@ -25,8 +25,9 @@ then rounded to float64, so they are identical everywhere.
 
 One draw of n normals (``scale`` = σ folded into the table, so the result is σ·n directly):
 
-1. ``random_raw(⌈n/2⌉)`` read as n int32 words a, each made odd (``a | 1``: symmetric about 0), then
-   ``random_raw(⌈n/8⌉)`` read as n layer bytes i;
+1. ``random_raw(⌈n/2⌉)`` read as n int32 words a (word m gives its low, then its high 32 bits), each made
+   odd (``a | 1``: symmetric about 0), then ``random_raw(⌈n/8⌉)`` read as n layer bytes i (least significant
+   byte first), whatever the machine's byte order;
 2. the common case (about 98.5 % of draws): when |float32(a)| < 2³¹·x_{i+1}/x_i the point lies inside the
    layer's rectangle and the result is ``float32(a) * float32(x_i · 2⁻³¹ · scale)``;
 3. the others, in ascending position order, in rounds until none is left. In each round:
@@ -128,10 +129,12 @@ def _widths(scale: float) -> np.ndarray:
 
 def _draw_words(bitgen: np.random.BitGenerator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The odd int32 words a (``a | 1``: symmetric about 0) of n normals from ⌈n/2⌉ raw 64-bit words, then
-    their layers i (bytes) from ⌈n/8⌉ more."""
-    a = bitgen.random_raw((n + 1) // 2).view(np.int32)[:n]
+    their layers i (bytes) from ⌈n/8⌉ more. Raw word m gives a[2m] (its low 32 bits) and a[2m+1] (its high
+    32 bits), and layer bytes 8m..8m+7 from its least to its most significant byte, on any byte order."""
+    raw = bitgen.random_raw((n + 1) // 2).astype("<u8", copy=False)  # a no-op on little-endian machines
+    a = raw.view("<i4")[:n].astype(np.int32, copy=False)
     a |= 1
-    i = bitgen.random_raw((n + 7) // 8).view(np.uint8)[:n]
+    i = bitgen.random_raw((n + 7) // 8).astype("<u8", copy=False).view(np.uint8)[:n]
     return a, i
 
 
