@@ -138,30 +138,12 @@ def _draw_words(bitgen: np.random.BitGenerator, n: int) -> tuple[np.ndarray, np.
     return a, i
 
 
-class _Scratch:
-    """Block-sized buffers for the common case, allocated once per draw (no page faults per block)."""
-
-    def __init__(self, n: int) -> None:
-        self.u = np.empty(n, dtype=np.float32)
-        self.tab = np.empty(n, dtype=np.float32)
-        self.mag = np.empty(n, dtype=np.float32)
-        self.slow = np.empty(n, dtype=np.bool_)
-
-
-def _fast(a: np.ndarray, i: np.ndarray, scale: float, scratch: _Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(values of the common case, positions that need the slow path) for words ``a`` and layers ``i``.
-
-    The values live in ``scratch.u`` (valid until the next call with the same scratch)."""
-    m = a.size
-    sc = scratch if scratch is not None else _Scratch(m)
-    u, tab, mag, slow = sc.u[:m], sc.tab[:m], sc.mag[:m], sc.slow[:m]
-    np.copyto(u, a, casting="unsafe")  # float32(a), correctly rounded
+def _fast(a: np.ndarray, i: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(values of the common case, positions that need the slow path) for words ``a`` and layers ``i``."""
+    u = a.astype(np.float32)  # float32(a), correctly rounded
     i2 = i.reshape(-1, 1)
-    cv2.LUT(i2, _thresholds(), dst=tab.reshape(-1, 1))
-    np.abs(u, out=mag)
-    np.greater_equal(mag, tab, out=slow)
-    cv2.LUT(i2, _widths(scale), dst=tab.reshape(-1, 1))
-    u *= tab
+    slow = np.abs(u) >= cv2.LUT(i2, _thresholds()).reshape(-1)
+    u *= cv2.LUT(i2, _widths(scale)).reshape(-1)
     return u, np.flatnonzero(slow)
 
 
@@ -229,11 +211,10 @@ def _fast_blocks_numpy(
     """The common case with numpy, block by block (``BLOCK`` elements, so that the temporaries stay in cache;
     the block size does not change the result): the same operations as the kernel, and the same bits."""
     n = flat.size
-    scratch = _Scratch(min(n, BLOCK))
     slow_parts = []
     for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)
-        values, slow = _fast(words[start:stop], layers[start:stop], scale, scratch)
+        values, slow = _fast(words[start:stop], layers[start:stop], scale)
         values[slow] = 0.0
         if add:
             flat[start:stop] += values
@@ -275,7 +256,8 @@ def _slow_round(
     if not again.size:
         return a[:0], i[:0], again
     a2, i2 = _draw_words(bitgen, again.size)
-    values, slow = _fast(a2, i2, scale)
+    values = np.empty(again.size, dtype=np.float32)
+    slow = _fast_blocks(a2, i2, values, scale, add=False)  # step 2 again, by the same code as the first pass
     out[again] = values  # the slow ones are overwritten by a later round
     return a2[slow], i2[slow], again[slow]
 
