@@ -2,7 +2,7 @@
 
 A *pair group* is one IR folder and one VIS folder, side by side under the same parent, whose files pair by
 stem. Layout detection looks for such siblings by name (case-insensitive, aliases below, see
-``docs/sources.md`` and ``shared/docs/source-dataset-layouts.md``):
+``docs/sources.md`` and ``docs/reference/source-dataset-layouts.md``):
 
 =============  =================================================  ======================================
 dataset        layout                                             official split

@@ -1,6 +1,6 @@
 """Citations and licence notes of the known public sources, copied into every dataset card.
 
-Licence facts are as stated by each dataset's repository or page (``shared/docs/source-dataset-layouts.md``);
+Licence facts are as stated by each dataset's repository or page (``docs/reference/source-dataset-layouts.md``);
 "not stated" means no licence was found, only a citation request. Check the original terms before
 redistributing derived data.
 """

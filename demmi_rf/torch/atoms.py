@@ -1,7 +1,7 @@
 """The multi-hot degradation-atom vector of a setting.
 
 Order (TG-ECNet's label order, LeeX54946/TG-ECNet stage-1 data loader, see
-``shared/docs/tgecnet-public-code.md``): ``noise15=0, noise25=1, noise50=2, haze=3, defocus=4, stripe=5``.
+``docs/reference/tgecnet-public-code.md``): ``noise15=0, noise25=1, noise50=2, haze=3, defocus=4, stripe=5``.
 ``clean`` is the all-zeros vector; a mixture sets one entry per atom, e.g. ``noise50+haze+stripe`` ->
 ``[0, 0, 1, 1, 0, 1]``. Note that this order differs from the canonical *name* order of a setting
 (``noise*, defocus, haze, stripe``, benchmark spec section 3): haze comes before defocus here.
