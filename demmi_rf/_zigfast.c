@@ -43,7 +43,7 @@ static PyObject *fast_path(PyObject *self, PyObject *args) {
         if (add) {
             for (Py_ssize_t j = 0; j < n; j++) {
                 const float u = (float)a[j];
-                const uint8_t i = layer[j];
+                const Py_ssize_t i = layer[j]; /* widened before use: no narrow-type index arithmetic */
                 const int is_slow = fabsf(u) >= b[i];
                 const float v = is_slow ? 0.0f : u * w[i];
                 o[j] = o[j] + v;
@@ -53,7 +53,7 @@ static PyObject *fast_path(PyObject *self, PyObject *args) {
         } else {
             for (Py_ssize_t j = 0; j < n; j++) {
                 const float u = (float)a[j];
-                const uint8_t i = layer[j];
+                const Py_ssize_t i = layer[j]; /* widened before use: no narrow-type index arithmetic */
                 const int is_slow = fabsf(u) >= b[i];
                 o[j] = is_slow ? 0.0f : u * w[i];
                 s[k] = (int64_t)j;

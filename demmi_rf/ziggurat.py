@@ -231,14 +231,18 @@ def _slow_round(
     returns the words, layers and positions still pending (rejected wedges, with fresh draws)."""
     x_edge, f_edge, r, _ = tables()
     lo, hi = _wedge_bounds()  # layer 0: 0 and inf, so its positions are neither accepted nor rejected here
+    # Layer indices as np.intp before any arithmetic: the stored bytes are uint8, where 255 + 1 wraps to 0
+    # (numpy keeps the array's dtype for ``array + 1``), which made the top layer's wedge test compare with
+    # f(x_0) instead of f(x_256) = 1 (toolkit 0.1.0 had this defect: 0.16 % too much mass in |z| < x_255).
+    li = i.astype(np.intp)
     u = a * _TWO_M31  # signed position in [-1, 1], float64, exact
-    x = u * x_edge[i]
+    x = u * x_edge[li]
     uni = (bitgen.random_raw(a.size) >> np.uint64(11)).astype(np.float64) * _TWO_M53  # one per position
     w = 1.0 - np.abs(u)
-    accept = uni < w * lo[i]
-    is_tail = i == 0
-    exact = np.flatnonzero((uni <= w * hi[i]) & ~accept & ~is_tail)  # between the bounds: compare with f
-    ie, xe = i[exact], x[exact]
+    accept = uni < w * lo[li]
+    is_tail = li == 0
+    exact = np.flatnonzero((uni <= w * hi[li]) & ~accept & ~is_tail)  # between the bounds: compare with f
+    ie, xe = li[exact], x[exact]
     f_low = f_edge[ie]
     accept[exact] = f_low + uni[exact] * (f_edge[ie + 1] - f_low) < _exp_f64(-0.5 * xe * xe)
     out[pos] = x * scale  # the tail and the rejected ones are overwritten below
