@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +40,11 @@ _REQUIRED = {
     "settings": list,
     "degradations": dict,
 }
+#: the largest seed a recipe may hold: seeds are stored as signed 64-bit integers (the manifest's ``seed``
+#: column, HDF5 attributes), so a larger one is refused up front rather than written and then unreadable
+MAX_SEED = 2**63 - 1
+#: deepest nesting of tables/lists a recipe may have (v1 needs 3: root -> degradations -> atom -> range)
+MAX_DEPTH = 8
 
 
 def shipped_recipes() -> dict[str, Path]:
@@ -107,8 +113,9 @@ class Recipe:
         """
         data = copy.deepcopy(self.data)
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise RecipeError(f"{self.path or self.name}: seed must be a non-negative integer, got {seed!r}")
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+                raise RecipeError(f"{self.path or self.name}: seed must be a non-negative integer <= 2**63 - 1, "
+                                  f"got {seed!r}")
             data["seed"] = int(seed)
         if settings is not None:
             data["settings"] = narrow_settings(self, settings)
@@ -141,16 +148,48 @@ def load_recipe(name_or_path: str | Path = DEFAULT_RECIPE) -> Recipe:
         raise RecipeError(f"{path}: recipe file does not exist")
     try:
         raw = path.read_bytes()
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    try:
         data = tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else json.loads(raw)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise RecipeError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from exc
+    except RecursionError as exc:  # e.g. 100000 nested '[': the parsers recurse per level
+        raise RecipeError(f"{path}: nested too deeply to be a recipe (at most {MAX_DEPTH} levels)") from exc
     return validate_recipe(data, where=str(path))
+
+
+def _shape_problems(data: Any) -> list[str]:
+    """Nesting deeper than :data:`MAX_DEPTH` and non-finite numbers (``inf``, ``nan``: TOML and Python's JSON
+    accept them) and integers beyond 64 bits, each named by its field path. Walks iteratively, so any depth
+    is reported, never recursed."""
+    problems: list[str] = []
+    stack: list[tuple[str, Any, int]] = [("", data, 0)]
+    while stack:
+        where, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            problems.append(f"{where or 'the recipe'} is nested deeper than {MAX_DEPTH} levels")
+            continue
+        if isinstance(value, dict):
+            stack.extend((f"{where}.{k}" if where else str(k), v, depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v, depth + 1) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{where} must be a finite number, got {value!r}")
+        elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63 \
+                and where != "seed":  # the seed has its own, clearer check
+            problems.append(f"{where}: {value} is outside the signed 64-bit integer range (TOML's own limit)")
+    return sorted(problems)
 
 
 def validate_recipe(data: dict[str, Any], where: str = "<recipe>") -> Recipe:
     """Check types and values of a recipe table; raise :class:`RecipeError` naming every problem."""
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: a recipe must be a table/object, got {type(data).__name__}")
+    shape = _shape_problems(data)
+    if shape:  # checked first: the checks below (and hashing) must not meet inf, nan or absurd nesting
+        raise RecipeError(f"{where}: invalid recipe: " + "; ".join(shape[:10])
+                          + (f"; ... and {len(shape) - 10} more" if len(shape) > 10 else ""))
     problems: list[str] = []
     for key, typ in _REQUIRED.items():
         if key not in data:
@@ -165,10 +204,13 @@ def validate_recipe(data: dict[str, Any], where: str = "<recipe>") -> Recipe:
     for key, typ in _OPTIONAL.items():
         if key in data and not isinstance(data[key], typ):
             problems.append(f"{key!r} must be {typ.__name__}, got {type(data[key]).__name__}")
+    base = data.get("base")
+    if isinstance(base, dict) and (set(base) != {"name", "hash"} or not all(isinstance(v, str) for v in base.values())):
+        problems.append("'base' must be a table of two strings, name and hash")
     if type_ok:
-        if data["seed"] < 0:
-            problems.append("'seed' must be >= 0")
-        if not 0.0 <= float(data["test_fraction"]) <= 1.0:
+        if not 0 <= data["seed"] <= MAX_SEED:
+            problems.append(f"'seed' must be in [0, 2**63 - 1] (signed 64-bit), got {data['seed']}")
+        if not 0 <= data["test_fraction"] <= 1:
             problems.append("'test_fraction' must be in [0, 1]")
         if data["pairs_per_shard"] < 1:
             problems.append("'pairs_per_shard' must be >= 1")
@@ -227,7 +269,7 @@ def _dry_draw(atom: str, params: dict[str, Any]) -> str | None:
         return None
     try:
         get(atom).draw(np.random.default_rng(0), np.zeros((8, 8, 3), np.float32), params)
-    except (RecipeError, ValueError, TypeError, KeyError) as exc:
+    except (RecipeError, ValueError, TypeError, KeyError, OverflowError) as exc:
         return str(exc)
     return None
 

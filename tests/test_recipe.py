@@ -82,6 +82,20 @@ def test_degradations_property_is_a_copy():
         (lambda d: d["degradations"]["haze"].update(beta="high"), "degradations.haze.beta must be a number"),
         (lambda d: d["degradations"]["defocus"].update(radius=[-1]), "degradations.defocus.radius"),
         (lambda d: d["degradations"].pop("stripe"), "no parameters for atom 'stripe'"),
+        # non-finite numbers (Python's JSON and TOML both accept them) are refused at load time, by field
+        (lambda d: d["degradations"]["noise50"].update(sigma=float("inf")),
+         "degradations.noise50.sigma must be a finite number, got inf"),
+        (lambda d: d["degradations"]["stripe"].update(offset_std=[3.0, float("inf")]),
+         "degradations.stripe.offset_std[1] must be a finite number, got inf"),
+        (lambda d: d["degradations"]["haze"].update(beta=[float("nan"), 2.0]),
+         "degradations.haze.beta[0] must be a finite number, got nan"),
+        (lambda d: d.update(test_fraction=float("nan")), "test_fraction must be a finite number"),
+        (lambda d: d["degradations"]["haze"].update(t_min=10**400), "degradations.haze.t_min: 1000"),
+        # seeds are stored as signed 64-bit integers: larger ones are refused up front
+        (lambda d: d.update(seed=2**63), "'seed' must be in [0, 2**63 - 1]"),
+        (lambda d: d.update(seed=2**64 + 5), "'seed' must be in [0, 2**63 - 1]"),
+        (lambda d: d.update(description={"a": [[[[[[[[[["deep"]]]]]]]]]]}), "nested deeper than 8 levels"),
+        (lambda d: d.update(base={"name": "x", "hash": {"deep": []}}), "'base' must be a table of two strings"),
     ],
 )
 def test_invalid_recipes_are_refused_with_clear_errors(tmp_path, v1_data, edit, expected):
@@ -92,6 +106,23 @@ def test_invalid_recipes_are_refused_with_clear_errors(tmp_path, v1_data, edit, 
         load_recipe(path)
     assert expected in str(err.value)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_absurdly_nested_recipe_files_give_a_recipe_error_not_a_recursion_error(tmp_path, suffix):
+    path = tmp_path / f"deep{suffix}"
+    depth = 200_000
+    path.write_text("[" * depth + "]" * depth if suffix == ".json" else "x = " + "[" * depth + "]" * depth + "\n")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    assert str(path) in str(err.value) and "nested too deeply" in str(err.value)
+
+
+def test_largest_seed_builds_a_valid_recipe_and_a_larger_override_is_refused():
+    top = load_recipe().with_overrides(seed=2**63 - 1)
+    assert top.seed == 2**63 - 1
+    with pytest.raises(RecipeError, match=r"seed must be a non-negative integer <= 2\*\*63 - 1"):
+        load_recipe().with_overrides(seed=2**63)
 
 
 def test_every_problem_is_reported_at_once(v1_data):
