@@ -9,7 +9,7 @@ import click
 
 from demmi_rf.sources import IR16_CHOICES, discover
 
-from .progress import progress_bar
+from .common import make_progress, progress_option
 
 
 @click.command()
@@ -22,14 +22,15 @@ from .progress import progress_bar
               help="How to treat 16-bit IR: refuse, keep the high byte, or stretch min-max to 8 bits.")
 @click.option("--workers", type=int, default=2, show_default=True, help="Threads decoding images.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
-def scan(paths, ir_dir, vis_dir, name, quick, ir16, workers, as_json) -> None:
+@progress_option
+def scan(paths, ir_dir, vis_dir, name, quick, ir16, workers, as_json, progress) -> None:
     """List the registered IR/VIS pairs under PATHS (layouts auto-detected) and every problem found.
 
     Exits with status 1 when any problem was found (after reporting all of them), 0 otherwise.
     """
     if not paths and ir_dir is None and vis_dir is None:
         raise click.UsageError("give at least one PATH, or --ir-dir and --vis-dir")
-    result = discover_with_bar(paths, ir_dir, vis_dir, name, quick, ir16, workers, show_bar=not as_json)
+    result = discover_with_bar(paths, ir_dir, vis_dir, name, quick, ir16, workers, progress=progress)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -37,14 +38,14 @@ def scan(paths, ir_dir, vis_dir, name, quick, ir16, workers, as_json) -> None:
     sys.exit(1 if result.problems else 0)
 
 
-def discover_with_bar(paths, ir_dir, vis_dir, name, quick, ir16, workers, show_bar=True):
-    """Run a quick pass to count pairs, then the checking pass under a progress bar."""
+def discover_with_bar(paths, ir_dir, vis_dir, name, quick, ir16, workers, progress=None):
+    """Run a quick pass to count pairs, then the checking pass under the progress reporter (stderr)."""
     names_only = discover(*paths, ir_dir=ir_dir, vis_dir=vis_dir, name=name, check="none")
     if quick:
         return names_only
-    with progress_bar(len(names_only.pairs), "checking pairs", enabled=None if show_bar else False) as advance:
+    with make_progress(len(names_only.pairs), "scan", progress, unit="pairs") as bar:
         return discover(*paths, ir_dir=ir_dir, vis_dir=vis_dir, name=name, check="full", ir16=ir16,
-                        workers=workers, progress=advance)
+                        workers=workers, progress=bar.advance)
 
 
 def _print_text(result) -> None:

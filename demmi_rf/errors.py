@@ -6,6 +6,8 @@ setting, recipe, shard) and the problem, and can be caught by its specific type.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -76,3 +78,30 @@ class DatasetError(DemmiError):
 
 class ShardError(DatasetError):
     """A shard is missing, truncated, corrupted, or does not match its checksum."""
+
+
+# --- names: one "did you mean" for every misspelt setting, profile, split, baseline, recipe... -------------
+def close_matches(word: str, choices: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The names among ``choices`` closest to ``word`` (:func:`difflib.get_close_matches`: Ratcliff-Obershelp
+    similarity ``2·M / (len(a) + len(b))`` ≥ ``cutoff``, best first, at most ``n``), case-insensitively."""
+    pool = [str(c) for c in choices]
+    lowered: dict[str, str] = {}
+    for c in pool:
+        lowered.setdefault(c.lower(), c)
+    return [lowered[m] for m in difflib.get_close_matches(str(word).lower(), list(lowered), n=n, cutoff=cutoff)]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'haze'?)"`` / ``" (did you mean 'a' or 'b'?)"`` for a misspelt ``word``, or ``""``."""
+    found = close_matches(word, choices)
+    if not found:
+        return ""
+    return " (did you mean " + " or ".join(repr(m) for m in found) + "?)"
+
+
+def unknown_name(what: str, word: str, choices: Iterable[str]) -> str:
+    """The message for a name that does not exist: ``unknown profile 'tnag' (did you mean 'tang'?); choose
+    from: tang, vifb, ...``. Used by the library and the command line alike."""
+    pool = [str(c) for c in choices]
+    listed = ", ".join(pool) if pool else "(none)"
+    return f"unknown {what} {word!r}{did_you_mean(word, pool)}; choose from: {listed}"

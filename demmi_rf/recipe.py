@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import RecipeError
+from .errors import RecipeError, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -141,7 +141,8 @@ def load_recipe(name_or_path: str | Path = DEFAULT_RECIPE) -> Recipe:
         path = text_path
     else:
         raise RecipeError(
-            f"unknown recipe {str(name_or_path)!r}: not a shipped recipe ({', '.join(shipped) or 'none'}) "
+            f"unknown recipe {str(name_or_path)!r}{did_you_mean(str(name_or_path), shipped)}: not a shipped recipe "
+            f"({', '.join(shipped) or 'none'}) "
             "and not a .toml/.json file"
         )
     if not path.is_file():
@@ -322,7 +323,7 @@ def canonical_setting(name: str) -> str:
     try:
         return parse_setting(name).name
     except ValueError as exc:
-        raise RecipeError(f"setting {name!r}: {exc}") from exc
+        raise RecipeError(str(exc) if repr(name) in str(exc) else f"setting {name!r}: {exc}") from exc
 
 
 def parse_settings_option(text: str) -> list[str]:
@@ -341,7 +342,8 @@ def narrow_settings(recipe: Recipe, wanted: Iterable[str]) -> list[str]:
     unknown = sorted(chosen - set(recipe.settings))
     if unknown:
         raise RecipeError(
-            f"setting(s) {', '.join(unknown)} not in recipe {recipe.name!r}; its settings are: "
+            f"setting(s) {', '.join(u + did_you_mean(u, recipe.settings) for u in unknown)} not in recipe "
+            f"{recipe.name!r}; its settings are: "
             + ", ".join(recipe.settings) + " (write a recipe file to build other mixtures)"
         )
     return [s for s in recipe.settings if s in chosen]

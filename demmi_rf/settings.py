@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .degradations import CLEAN, Atom, get, names
-from .errors import SettingError
+from .errors import SettingError, did_you_mean
 
 __all__ = ["Setting", "parse_setting", "valid_names", "CLEAN"]
 
@@ -86,7 +86,8 @@ def _canonical(atoms: Iterable[str], where: str) -> tuple[str, ...]:
         try:
             atom = get(token)
         except SettingError:
-            raise SettingError(f"setting {where}: unknown atom {token!r}; valid: {valid_names()}") from None
+            raise SettingError(f"setting {where}: unknown atom {token!r}{did_you_mean(token, [CLEAN, *names()])}; "
+                               f"valid: {valid_names()}") from None
         if atom in found:
             raise SettingError(f"setting {where}: atom {token!r} given twice; valid: {valid_names()}")
         found.append(atom)

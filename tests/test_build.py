@@ -281,13 +281,13 @@ def test_cli_build_embedded_samples_prints_summary(tmp_path):
 def test_cli_errors_are_clear(tmp_path):
     runner = CliRunner()
     r = runner.invoke(cli, ["build", "--out", str(tmp_path / "a"), "--degradations", "fog"])
-    assert r.exit_code == 1 and "unknown atom 'fog'" in r.output
+    assert r.exit_code == 2 and "unknown atom 'fog'" in r.output  # a misspelt name is a usage error
     r = runner.invoke(cli, ["build", "--out", str(tmp_path / "a"), "--degradations", "noise25+haze+stripe"])
-    assert r.exit_code == 1 and "not in recipe 'demmi-rf-v1'" in r.output
+    assert r.exit_code == 2 and "not in recipe 'demmi-rf-v1'" in r.output
     r = runner.invoke(cli, ["build", "--out", str(tmp_path / "a"), "--scheduler", "tcp://x:1"])
     assert r.exit_code == 2 and "--scheduler needs --executor dask" in r.output
     r = runner.invoke(cli, ["build", "--out", str(tmp_path / "a"), "--recipe", "nope"])
-    assert r.exit_code == 1 and "unknown recipe 'nope'" in r.output
+    assert r.exit_code == 2 and "unknown recipe 'nope'" in r.output
     r = runner.invoke(cli, ["build", "--out", str(tmp_path / "a"), "--source", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "does not exist" in r.output
     empty = tmp_path / "empty"

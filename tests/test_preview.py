@@ -49,7 +49,7 @@ def test_cli_writes_a_labelled_png(tmp_path):
     out = tmp_path / "sub" / "sheet.png"
     res = CliRunner().invoke(
         cli, ["preview", "--setting", "noise50+haze,stripe", "--setting", "defocus", "--pair", "tno/07",
-              "--thumb-width", "120", "--out", str(out)],
+              "--thumb-width", "120", "--out", str(out), "--mkdir"],
     )
     assert res.exit_code == 0, res.output
     assert "3 settings of tno/07" in res.output

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DemmiError
+from ..errors import DemmiError, unknown_name
 
 __all__ = ["Baseline", "BaselineInput", "names", "get"]
 
@@ -123,4 +123,4 @@ def get(name: str) -> Baseline:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise DemmiError(f"unknown baseline {name!r}; built-in baselines: {', '.join(_REGISTRY)}") from None
+        raise DemmiError(unknown_name("baseline", name, _REGISTRY)) from None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import unknown_name
 from . import edges as _qa
 from . import fidelity as _vif
 from . import gradient as _gr
@@ -308,4 +309,4 @@ def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown metric profile {name!r}; available: {', '.join(PROFILES)}") from None
+        raise ValueError(unknown_name("metric profile", name, PROFILES)) from None
