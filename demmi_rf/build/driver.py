@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import SPEC_VERSION, __version__
+from ..publish.card_files import write_card_files
 from ..recipe import DEFAULT_RECIPE, Recipe, load_recipe
 from ..samples import sample_root
 from ..software import library_versions
@@ -160,6 +161,7 @@ def _write_outputs(out: Path, recipe: Recipe, tasks: list[ShardTask], results: l
     card["bytes"] = sum(s["bytes"] for s in card["shards"]) + len(manifest)
     try:
         write_bytes_atomic(out / MANIFEST, manifest)
+        write_card_files(out, card, frame)  # README.md + croissant.json (demmi_rf.publish), before the card
         write_bytes_atomic(out / CARD, card_bytes(card))
     except OSError as exc:
         raise BuildError(f"cannot write the manifest/card into {out}: {exc.strerror or exc}") from exc
