@@ -8,10 +8,15 @@ Open ``h5py.Dataset`` handles are cached too (bounded LRU keyed by ``(shard, arr
 costs a nested-group traversal per call, and keeping the handle keeps HDF5's per-dataset chunk cache, so the
 clean arrays a pair shares across its settings are not decompressed again for every setting. A file closed by
 the shard LRU drops its array handles first, so no handle of a closed file is ever used.
+
+Every shard is opened through :func:`demmi_rf.store.safe.open_shard` (the store's one gate: a path inside the
+dataset folder, no links, no external or virtual storage, no unknown filters) and every array handle is checked
+against the manifest (uint8, the recorded height, width and channels) before it is read or cached.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -22,17 +27,17 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ..errors import DatasetError, ShardError
-from .card import card_hash, read_card
+from ..errors import DatasetError, ShardError, did_you_mean
+from .card import Card, card_hash, load_card, recipe_hash_problem
 from .checksums import file_sha256
 from .identity import card_content_hash
 from .layout import ARRAYS, CARD, MANIFEST
 from .manifest import read_manifest
-from .shard import open_shard
+from .safe import array_shape, check_array, inside, open_shard
 
 _ARRAY_COLUMNS = {"vis": "vis_path", "ir": "ir_path", "vis_clean": "vis_clean_path", "ir_clean": "ir_clean_path"}
 _ARRAY_NAMES = tuple(_ARRAY_COLUMNS)
-_Located = tuple[str, int, int, dict[str, str]]  # shard, height, width, {array name: path in the shard}
+_Located = tuple[str, int, int, int, dict[str, str]]  # shard, height, width, vis channels, {array: path}
 
 
 def _canonical_setting(name: str) -> str:
@@ -49,7 +54,8 @@ def _canonical_setting(name: str) -> str:
 class Dataset:
     """A built DeMMI-RF dataset (see ``docs/dataset-layout.md``).
 
-    Attributes: ``root`` (Path), ``card`` (dict), ``card_hash`` (sha256 of ``dataset.json``'s bytes),
+    Attributes: ``root`` (Path), ``card`` (dict), ``record`` (the validated, typed card:
+    :class:`~demmi_rf.store.card.Card`), ``card_hash`` (sha256 of ``dataset.json``'s bytes),
     ``content_hash`` (:mod:`.identity`: recipe + samples + array sha256s, independent of the HDF5 bytes),
     ``manifest`` (DataFrame, one row per sample, default RangeIndex).
     """
@@ -58,15 +64,18 @@ class Dataset:
         self.root = Path(root).absolute()
         self.max_open_shards = max(1, int(max_open_shards))
         self.max_open_arrays = max(0, int(max_open_arrays))
-        self.card, raw = read_card(self.root)
-        self.card_hash = card_hash(raw)
-        manifest_path = self.root / MANIFEST
+        self.record: Card = load_card(self.root)
+        self.card = json.loads(self.record.raw.decode("utf-8"))
+        self.card_hash = card_hash(self.record.raw)
+        problem = recipe_hash_problem(self.record)
+        if problem:
+            raise DatasetError(problem + "; run 'demmi verify'")
+        manifest_path = inside(self.root, MANIFEST)
         self.manifest = read_manifest(manifest_path)
-        expected = (self.card.get("manifest") or {}).get("sha256")
-        if expected and file_sha256(manifest_path) != expected:
+        if file_sha256(manifest_path) != self.record.manifest.sha256:
             raise DatasetError(f"{manifest_path}: does not match the sha256 recorded in the card "
                                "(edited or corrupted); run 'demmi verify'")
-        known = {s["file"] for s in self.card.get("shards", [])}
+        known = {s.file for s in self.record.shards}
         unknown = sorted(set(self.manifest["shard"]) - known)
         if unknown:
             raise DatasetError(f"{manifest_path}: rows point to shard(s) not listed in the card: "
@@ -91,7 +100,7 @@ class Dataset:
     def settings(self) -> tuple[str, ...]:
         """Settings present, in recipe order."""
         present = set(self.manifest["setting"])
-        return tuple(s for s in self.card["recipe"]["settings"] if s in present)
+        return tuple(s for s in self.record.settings if s in present)
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -104,13 +113,15 @@ class Dataset:
         mask = np.ones(len(frame), dtype=bool)
         if split is not None:
             if split not in self.splits:
-                raise DatasetError(f"{self.root}: no split {split!r} (available: {', '.join(self.splits)})")
+                raise DatasetError(f"{self.root}: no split {split!r}{did_you_mean(split, self.splits)} "
+                                   f"(available: {', '.join(self.splits)})")
             mask &= (frame["split"] == split).to_numpy()
         if settings is not None:
             names = [settings] if isinstance(settings, str) else list(settings)
             wanted = [_canonical_setting(s) for s in names]
             missing = [n for n, w in zip(names, wanted) if w not in self.settings]
             if missing:
+                missing = [m + did_you_mean(m, self.settings) for m in missing]
                 raise DatasetError(f"{self.root}: setting(s) {', '.join(missing)} not in this dataset "
                                    f"(available: {', '.join(self.settings)})")
             mask &= frame["setting"].isin(wanted).to_numpy()
@@ -137,7 +148,7 @@ class Dataset:
         self._check_pid()
         h5 = self._files.get(rel)
         if h5 is None:
-            h5 = open_shard(self.root / rel, label=rel)
+            h5 = open_shard(rel, root=self.root)
             self._files[rel] = h5
             while len(self._files) > self.max_open_shards:
                 old_rel, old = self._files.popitem(last=False)
@@ -151,13 +162,16 @@ class Dataset:
         for key in [k for k in self._arrays if k[0] == rel]:
             del self._arrays[key]
 
-    def _array(self, rel: str, path: str, sample_id: str) -> h5py.Dataset:
+    def _array(self, rel: str, path: str, sample_id: str, shape: tuple[int, ...]) -> h5py.Dataset:
         """The open ``h5py.Dataset`` at ``path`` in shard ``rel`` (LRU of ``max_open_arrays`` handles);
-        :class:`ShardError` naming the shard, sample and array when it is absent or unreadable."""
+        :class:`ShardError` naming the shard, sample and array when it is absent, unreadable, not uint8 or not
+        of the manifest's ``shape``."""
         key = (rel, path)
         dset = self._arrays.get(key)
         if dset is not None:
             if dset.id.valid:  # its file is open: evicting or closing a file drops its handles first
+                if dset.shape != shape:  # two manifest rows give one array two sizes
+                    check_array(dset, _where(rel, sample_id, path), shape)
                 self._arrays.move_to_end(key)
                 self._files.move_to_end(rel)
                 return dset
@@ -169,6 +183,9 @@ class Dataset:
             raise ShardError(f"{_where(rel, sample_id, path)}: not found in the shard") from exc
         except Exception as exc:  # noqa: BLE001 - h5py raises many types on corrupted metadata
             raise ShardError(f"{_where(rel, sample_id, path)}: unreadable: {exc}") from exc
+        if not isinstance(dset, h5py.Dataset):
+            raise ShardError(f"{_where(rel, sample_id, path)}: a group, not an array")
+        check_array(dset, _where(rel, sample_id, path), shape)
         if self.max_open_arrays:
             self._arrays[key] = dset
             while len(self._arrays) > self.max_open_arrays:
@@ -181,9 +198,10 @@ class Dataset:
             m = self.manifest
             paths = zip(*(m[_ARRAY_COLUMNS[a]].tolist() for a in _ARRAY_NAMES))
             self._index = {
-                sid: (shard, int(h), int(w), dict(zip(_ARRAY_NAMES, p)))
-                for sid, shard, h, w, p in zip(m["sample_id"].tolist(), m["shard"].tolist(), m["height"].tolist(),
-                                               m["width"].tolist(), paths)
+                sid: (shard, int(h), int(w), int(c), dict(zip(_ARRAY_NAMES, p)))
+                for sid, shard, h, w, c, p in zip(m["sample_id"].tolist(), m["shard"].tolist(),
+                                                  m["height"].tolist(), m["width"].tolist(),
+                                                  m["vis_channels"].tolist(), paths)
             }
         try:
             return self._index[sample_id]
@@ -195,7 +213,7 @@ class Dataset:
         """uint8 arrays of a sample: ``vis`` (HxWx3 RGB or HxW gray), ``ir`` (HxW), ``vis_clean``,
         ``ir_clean``. ``vis`` of a setting that leaves VIS unchanged is the clean VIS (same for IR).
         ``window=(y0, x0, h, w)`` reads only that region (only the chunks it touches are decoded)."""
-        rel, height, width, paths = self._locate(sample_id)
+        rel, height, width, channels, paths = self._locate(sample_id)
         names = [arrays] if isinstance(arrays, str) else list(arrays)
         bad = [a for a in names if a not in _ARRAY_COLUMNS]
         if bad:
@@ -206,7 +224,7 @@ class Dataset:
         out = {}
         for a in names:
             path = paths[a]
-            dset = self._array(rel, path, sample_id)
+            dset = self._array(rel, path, sample_id, array_shape(height, width, channels, a))
             try:
                 if window is None:
                     out[a] = np.asarray(dset[()])

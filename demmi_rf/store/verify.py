@@ -1,29 +1,35 @@
 """``demmi verify``: check a dataset against its own checksums.
 
-1. the card parses, the manifest matches the card's sha256 and row count, and the content hash recomputed
-   from the manifest (:mod:`.identity`) equals the card's ``content_hash`` (when the card records one);
-2. every shard listed in the card exists with the recorded size and sha256, and no unknown file lies in
-   ``shards/``;
-3. (full mode) every array of every manifest row decodes and has the manifest's sha256 (clean arrays shared
-   by a pair are hashed once; a mismatch is reported for every sample that uses the array).
+1. the card parses and every field has its type (:func:`~demmi_rf.store.card.load_card`); its ``recipe_hash`` is
+   the hash of its own ``recipe`` body; the manifest matches the card's sha256, row count and ``counts``; the
+   content hash recomputed from the manifest (:mod:`.identity`) equals the card's ``content_hash`` (when the
+   card records one);
+2. every shard listed in the card has a valid path that resolves inside the dataset folder, exists with the
+   recorded size and sha256, and passes the store's gate (:func:`demmi_rf.store.safe.open_shard`: no links,
+   no external or virtual storage, no unknown filters); no unknown file lies in ``shards/``;
+3. (full mode) every array of every manifest row is uint8 with the manifest's height, width and channels,
+   decodes, and has the manifest's sha256 (clean arrays shared by a pair are hashed once; a mismatch is
+   reported for every sample that uses the array).
 
-Every problem names its shard and, where it applies, sample and array.
+Every problem names its shard and, where it applies, sample and array. What this proves and what it cannot is
+written in ``docs/dataset-layout.md`` ("Threat model and guarantees").
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DatasetError, ShardError
 from .atomic import is_temp_name
-from .card import read_card
+from .card import Card, count_samples, load_card, recipe_hash_problem
 from .checksums import array_sha256, file_sha256
 from .identity import card_content_hash
 from .layout import ARRAYS, CARD, MANIFEST, SHARD_DIR
 from .manifest import read_manifest
-from .shard import open_shard, read_array
+from .safe import array_shape, inside, open_shard, read_array, shard_path
 
 
 @dataclass(frozen=True)
@@ -63,18 +69,25 @@ def verify_dataset(root: str | Path, quick: bool = False,
     report = VerifyReport(root=root, quick=quick)
     add = report.problems.append
     try:
-        card, _ = read_card(root)
+        record = load_card(root)
     except DatasetError as exc:
         add(Problem(str(exc)))
         return report
+    card = json.loads(record.raw.decode("utf-8"))
+    problem = recipe_hash_problem(record)
+    if problem:
+        add(Problem(problem))
 
     manifest = None
-    mpath = root / MANIFEST
-    entry = card.get("manifest") or {}
-    if not mpath.is_file():
+    try:
+        mpath = inside(root, MANIFEST)
+    except DatasetError as exc:
+        add(Problem(str(exc)))
+        mpath = None
+    if mpath is not None and not mpath.is_file():
         add(Problem(f"{MANIFEST} is missing"))
-    else:
-        if entry.get("sha256") and file_sha256(mpath) != entry["sha256"]:
+    elif mpath is not None:
+        if file_sha256(mpath) != record.manifest.sha256:
             add(Problem(f"{MANIFEST}: sha256 differs from the card (edited or corrupted)"))
         try:
             manifest = read_manifest(mpath)
@@ -82,23 +95,34 @@ def verify_dataset(root: str | Path, quick: bool = False,
             add(Problem(str(exc)))
     if manifest is not None:
         report.samples = len(manifest)
-        if "rows" in entry and int(entry["rows"]) != len(manifest):
-            add(Problem(f"{MANIFEST}: {len(manifest)} rows, the card records {entry['rows']}"))
+        if record.manifest.rows is not None and record.manifest.rows != len(manifest):
+            add(Problem(f"{MANIFEST}: {len(manifest)} rows, the card records {record.manifest.rows}"))
+        _verify_counts(manifest, record, report)
         _verify_content_hash(manifest, card, report)
 
     listed = {}
-    for shard in card["shards"]:
-        rel = shard["file"]
+    usable = set()  # shards whose path, size, sha256 and structure passed: their arrays are read in full mode
+    for shard in record.shards:
+        rel = shard.file
         listed[rel] = shard
-        path = root / rel
+        try:
+            path = shard_path(root, rel)
+        except ShardError as exc:
+            add(Problem(str(exc), shard=rel))
+            continue
         if not path.is_file():
             add(Problem("shard file is missing", shard=rel))
             continue
         size = path.stat().st_size
-        if "bytes" in shard and size != int(shard["bytes"]):
-            add(Problem(f"size {size} bytes, the card records {shard['bytes']} (truncated or replaced)", shard=rel))
-        if file_sha256(path) != shard["sha256"]:
+        if shard.bytes is not None and size != shard.bytes:
+            add(Problem(f"size {size} bytes, the card records {shard.bytes} (truncated or replaced)", shard=rel))
+        if file_sha256(path) != shard.sha256:
             add(Problem("sha256 differs from the card (corrupted or replaced)", shard=rel))
+        try:
+            open_shard(rel, root=root).close()
+            usable.add(rel)
+        except ShardError as exc:
+            add(Problem(_short(_unprefixed(exc, rel)), shard=rel))
         report.shards_checked += 1
         if on_shard and quick:
             on_shard(rel)
@@ -117,11 +141,27 @@ def verify_dataset(root: str | Path, quick: bool = False,
     if quick or manifest is None:
         return report
     for rel, rows in manifest.groupby("shard", sort=True):
-        if rel in listed and (root / rel).is_file():
+        if rel in usable:
             _verify_arrays(root, rel, rows, report)
         if on_shard:
             on_shard(rel)
     return report
+
+
+def _verify_counts(manifest, record: Card, report: VerifyReport) -> None:
+    """The card's ``counts`` must be what the manifest's rows give (:func:`~demmi_rf.store.card.count_samples`)."""
+    try:
+        rows = manifest[["split", "setting", "pair_id"]].to_dict("records")
+        expected = count_samples(rows, record.settings)
+    except Exception as exc:  # noqa: BLE001 - a manifest that parsed but whose values do not count
+        report.problems.append(Problem(f"{MANIFEST}: sample counts cannot be computed: {exc}"))
+        return
+    got = {"samples": record.counts.samples, "pairs": record.counts.pairs,
+           "by_split": {name: {"samples": c.samples, "pairs": c.pairs, "settings": dict(c.settings)}
+                        for name, c in record.counts.by_split.items()}}
+    if got != expected:
+        report.problems.append(Problem(f"{CARD}: counts differ from the samples listed in {MANIFEST} "
+                                       f"({expected['samples']} samples, {expected['pairs']} pairs)"))
 
 
 def _verify_content_hash(manifest, card: dict, report: VerifyReport) -> None:
@@ -141,23 +181,25 @@ def _verify_content_hash(manifest, card: dict, report: VerifyReport) -> None:
 def _verify_arrays(root: Path, rel: str, rows, report: VerifyReport) -> None:
     add = report.problems.append
     try:
-        h5 = open_shard(root / rel, label=rel)
+        h5 = open_shard(rel, root=root)
     except ShardError as exc:
-        add(Problem(f"cannot be opened, {len(rows)} sample(s) not checked: {exc}", shard=rel))
+        add(Problem(f"cannot be opened, {len(rows)} sample(s) not checked: {_unprefixed(exc, rel)}", shard=rel))
         return
-    computed: dict[str, str | Exception] = {}
+    computed: dict[tuple[str, tuple[int, ...]], str | Exception] = {}
     try:
         for row in rows.itertuples(index=False):
             for name in ARRAYS:
                 path = getattr(row, f"{name}_path")
                 expected = getattr(row, f"sha256_{name}")
-                if path not in computed:
+                shape = array_shape(row.height, row.width, row.vis_channels, name)
+                key = (path, shape)
+                if key not in computed:
                     try:
-                        computed[path] = array_sha256(read_array(h5, path, rel, sample=row.sample_id))
+                        computed[key] = array_sha256(read_array(h5, path, rel, sample=row.sample_id, shape=shape))
                         report.arrays_checked += 1
                     except ShardError as exc:
-                        computed[path] = exc
-                got = computed[path]
+                        computed[key] = exc
+                got = computed[key]
                 if isinstance(got, Exception):
                     add(Problem(f"unreadable ({path}): {_short(got)}", shard=rel, sample=row.sample_id,
                                 array=name))
@@ -168,6 +210,13 @@ def _verify_arrays(root: Path, rel: str, rows, report: VerifyReport) -> None:
         h5.close()
 
 
-def _short(exc: Exception) -> str:
+def _unprefixed(exc: Exception, rel: str) -> str:
+    """An error's message without its leading ``shard <rel>: `` (the problem names the shard already)."""
+    text = str(exc)
+    head = f"shard {rel}: "
+    return text[len(head):] if text.startswith(head) else text
+
+
+def _short(exc: Exception | str) -> str:
     text = str(exc)
     return text if len(text) < 300 else text[:297] + "..."

@@ -2,7 +2,8 @@
 
 See ``docs/training.md`` for the item format, the random-choice derivation and a runnable training loop.
 Reading goes through the store reader (:func:`demmi_rf.store.open_dataset`), which opens HDF5 files lazily
-in each process and reads only the chunks a crop window touches.
+in each process, through the store's checks (:mod:`demmi_rf.store.safe`), and reads only the chunks a crop
+window touches.
 """
 
 from __future__ import annotations
@@ -245,9 +246,11 @@ def _check_shards(store: Any, frame: Any) -> None:
     root, card = getattr(store, "root", None), getattr(store, "card", None)
     if root is None or not isinstance(card, dict) or "shard" not in frame:
         return
+    from ..store.safe import shard_path  # noqa: PLC0415 - the store pulls h5py
+
     sizes = {s.get("file"): s.get("bytes", s.get("size")) for s in card.get("shards", []) if isinstance(s, dict)}
     for rel in sorted(set(frame["shard"])):
-        path = Path(root) / rel
+        path = shard_path(root, rel)  # a valid shard name inside the dataset folder, or ShardError
         if not path.is_file():
             raise ShardError(f"shard {rel}: file is missing ({path}); rebuild with the same 'demmi build' command")
         expected = sizes.get(rel)
