@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._elementary import log2
+
 
 def gray_u8(img: np.ndarray, name: str = "image") -> np.ndarray:
     """Check that ``img`` is a 2-D uint8 array (a gray 8-bit image) and return it."""
@@ -60,7 +62,7 @@ def joint_hist256(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return counts.astype(np.float64)
 
 
-def entropy_of_counts(counts: np.ndarray, log=np.log2) -> float:
+def entropy_of_counts(counts: np.ndarray, log=log2) -> float:
     """``-sum p log p`` over the non-zero cells of a count table (``p = counts / sum(counts)``)."""
     c = counts[counts > 0]
     p = c / c.sum()

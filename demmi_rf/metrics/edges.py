@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import require_min_size, triple
-from ._filters import correlate2d_valid, exp, pad
+from ._elementary import atan, exp
+from ._filters import correlate2d_valid, pad
 from ._strips import strip_sums
 
 # MATLAB conv2 kernels of analysis_Qabf.m: h3 (x response) and h1 (y response). conv2 flips the kernel; the flip
@@ -21,7 +22,7 @@ def _qabf_edges(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     g = np.sqrt(sx * sx + sy * sy)
     zero = sx == 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.arctan(sy / sx)
+        a = atan(sy / sx)
     a[zero] = np.pi / 2
     return g, a
 
@@ -93,7 +94,7 @@ def _nabf_sobel(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _nabf_angle(gv: np.ndarray, gh: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.arctan(gv / gh)  # atan(+-inf) = +-pi/2 as in MATLAB
+        a = atan(gv / gh)  # atan(+-inf) = +-pi/2 as in MATLAB
     a[(gv == 0) & (gh == 0)] = 0.0
     return a
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import entropy_of_counts, gray_u8, hist256, joint_hist256, triple
+from ._elementary import log, log2
 
 
 def entropy(fused: np.ndarray) -> float:
@@ -21,7 +22,7 @@ def _kl_bits(p_counts: np.ndarray, q_counts: np.ndarray) -> float:
     p = p_counts / p_counts.sum()
     q = q_counts / q_counts.sum()
     m = (p > 0) & (q > 0)
-    return float(np.sum(p[m] * np.log2(p[m] / q[m])))
+    return float(np.sum(p[m] * log2(p[m] / q[m])))
 
 
 def cross_entropy(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
@@ -57,9 +58,9 @@ def _minmax_levels(x: np.ndarray) -> np.ndarray:
 
 def _mi_nats(f: np.ndarray, s: np.ndarray) -> float:
     joint = joint_hist256(s, f)
-    h_s = entropy_of_counts(joint.reshape(256, 256).sum(axis=1), np.log)
-    h_f = entropy_of_counts(joint.reshape(256, 256).sum(axis=0), np.log)
-    return h_s + h_f - entropy_of_counts(joint, np.log)
+    h_s = entropy_of_counts(joint.reshape(256, 256).sum(axis=1), log)
+    h_f = entropy_of_counts(joint.reshape(256, 256).sum(axis=0), log)
+    return h_s + h_f - entropy_of_counts(joint, log)
 
 
 def mutual_information(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "tang") -> float:

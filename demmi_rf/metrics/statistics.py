@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import gray_u8, hist256, row_blocks, triple
+from ._elementary import log10
 
 
 def standard_deviation(fused: np.ndarray) -> float:
@@ -137,14 +138,14 @@ def psnr(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray, convention: str = "
     f, _, _ = triple(fused, ir, vis)
     with np.errstate(divide="ignore", invalid="ignore"):
         if convention == "tang":
-            return float(20.0 * np.log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "tang"))))
+            return float(20.0 * _log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "tang"))))
         if convention == "vifb":
-            return float(20.0 * np.log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "vifb"))))
+            return float(20.0 * _log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "vifb"))))
         if convention == "cddfuse":
             peak = np.float64(f.max())
-            return float(10.0 * np.log10(peak * peak / np.float64(mean_squared_error(fused, ir, vis, "cddfuse"))))
+            return float(10.0 * _log10(peak * peak / np.float64(mean_squared_error(fused, ir, vis, "cddfuse"))))
         if convention == "std":
-            return float(10.0 * np.log10(255.0 * 255.0 / np.float64(mean_squared_error(fused, ir, vis, "cddfuse"))))
+            return float(10.0 * _log10(255.0 * 255.0 / np.float64(mean_squared_error(fused, ir, vis, "cddfuse"))))
     raise ValueError(f"unknown PSNR convention {convention!r}; expected one of {PSNR_CONVENTIONS}")
 
 
@@ -157,4 +158,9 @@ def psnr_paper(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
     (MSE01 = tang's MSE on the [0, 1] scale); global, no border handling.
     """
     with np.errstate(divide="ignore"):
-        return float(10.0 * np.log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "tang"))))
+        return float(10.0 * _log10(255.0 / np.sqrt(mean_squared_error(fused, ir, vis, "tang"))))
+
+
+def _log10(x: float) -> np.float64:
+    """``log10`` of one non-negative number through :func:`._elementary.log10` (the same bits on every CPU)."""
+    return log10(np.array([x], dtype=np.float64))[0]

@@ -6,7 +6,8 @@ import numpy as np
 from scipy import ndimage
 
 from ._common import triple
-from ._filters import box_sum_valid, correlate_valid_sep, exp, fspecial_gaussian_1d, log, pad
+from ._elementary import atan, exp, log, power, tan
+from ._filters import box_sum_valid, correlate_valid_sep, fspecial_gaussian_1d, pad
 from ._strips import strip_sums
 
 _G11 = fspecial_gaussian_1d(11, 1.5)
@@ -145,7 +146,7 @@ _MEF_LEVELS = 3
 _MEF_WEIGHTS = np.array([0.0448, 0.2856, 0.3001]) / (0.0448 + 0.2856 + 0.3001)
 _MEF_C = (0.03 * 255.0) ** 2
 _EPS = np.finfo(np.float64).eps
-_R_P10 = float(np.arctan(10.0) * 2.0 / np.pi)  # R at or above which tan(pi R / 2) >= 10 (p saturates)
+_R_P10 = float(atan(np.array([10.0]))[0] * 2.0 / np.pi)  # R at or above which tan(pi R / 2) >= 10 (p saturates)
 
 
 def mef_min_side() -> int:
@@ -185,7 +186,7 @@ def _mef_qmap_sum(x1: np.ndarray, x2: np.ndarray, f: np.ndarray) -> tuple[float]
     r[r < 0] = _EPS
     p = np.full(r.shape, 10.0)
     low = r < _R_P10
-    p[low] = np.minimum(np.tan(np.pi / 2 * r[low]), 10.0)
+    p[low] = np.minimum(tan(np.pi / 2 * r[low]), 10.0)
     # Weights w_k = (ed_k / 11)^p + eps, normalised; rBlock = sum_k w_k (x_k - mu_k) / ed_k = a1 (..) + a2 (..).
     w1 = exp(p * log(ed1 * (1.0 / _MEF_WIN))) + _EPS
     w2 = exp(p * log(ed2 * (1.0 / _MEF_WIN))) + _EPS
@@ -248,7 +249,7 @@ def mef_ms_ssim(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
     q = np.array(scores)
     if np.any(q < 0):
         return float("nan")  # MATLAB would return a complex number; we report NaN
-    return float(np.prod(q**_MEF_WEIGHTS))
+    return float(np.prod(power(q, _MEF_WEIGHTS)))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ def _ms_ssim_wang(x: np.ndarray, y: np.ndarray) -> float:
             x, y = _avg_pool_2x2(x.astype(np.float64)), _avg_pool_2x2(y.astype(np.float64))
         else:
             factors.append(max(ssim_mean, 0.0))
-    return float(np.prod(np.array(factors) ** _MS_WEIGHTS))
+    return float(np.prod(power(np.array(factors), _MS_WEIGHTS)))
 
 
 def ms_ssim_std(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> float:
