@@ -129,7 +129,12 @@ def _os_message(exc: OSError) -> str:
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="demmi")
 def cli() -> None:
-    """DeMMI-RF: build, verify and evaluate the degraded IR/VIS image fusion benchmark."""
+    """DeMMI-RF: build, verify and evaluate the degraded IR/VIS image fusion benchmark.
+
+    Exit codes: 0 success; 1 an error in the data, or a check found problems; 2 a wrong command line (or a
+    misspelt name); 70 an internal error (DEMMI_DEBUG=1 shows the traceback); 74 the system refused an
+    operation; 130 interrupted. Progress goes to stderr, results to stdout. See docs/cli.md.
+    """
 
 
 if __name__ == "__main__":  # pragma: no cover
