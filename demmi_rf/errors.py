@@ -56,6 +56,12 @@ class ImageTooSmallError(PairError):
     kind = "too-small"
 
 
+class ImageTooLargeError(PairError):
+    """More pixels than the decoding limit (``max_pixels``): refused from the header, before decoding."""
+
+    kind = "too-large"
+
+
 class SizeMismatchError(PairError):
     """IR and VIS of one pair differ in height or width."""
 

@@ -1,11 +1,14 @@
 """Finding registered IR/VIS pairs under folders, and reading them.
 
 :func:`discover` never raises for bad input: it returns every usable pair and a :class:`Problem` for each
-file it could not use. :func:`read_pair` raises a specific :class:`~demmi_rf.errors.PairError` subclass.
+file or folder it could not use (folders it cannot list or enter, symbolic links that do not resolve or loop,
+names too long for the files the toolkit derives from them). :func:`read_pair` raises a specific
+:class:`~demmi_rf.errors.PairError` subclass.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,17 +17,26 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import PairError, SizeMismatchError
+from ..ids import safe_name
 from . import layouts
-from .images import Ir16, is_image_file, read_ir, read_vis
+from .images import DEFAULT_MAX_PIXELS, Ir16, check_max_pixels, is_image_file, read_ir, read_vis
 from .records import LoadedPair, PairGroup, PairRecord, Problem, ScanResult
 
 Check = Literal["full", "none"]
 
+#: Longest file name (bytes) on the common file systems (ext4, XFS, APFS, NTFS in UTF-16 units).
+NAME_MAX = 255
+#: Longest safe pair id (``<source>__<stem>``, ASCII bytes) accepted: the rest of :data:`NAME_MAX` is left for what
+#: the toolkit appends to make file names: ``@<setting>`` (up to 64 characters), ``.png``, and the temporary-file
+#: affixes of an atomic write (``.<name>.<pid>-<token>.tmp``, 22 characters).
+MAX_PAIR_NAME = NAME_MAX - 64 - 1 - len(".png") - 22
 
-def read_pair(record: PairRecord, ir16: Ir16 = "error") -> LoadedPair:
-    """Decode and validate a pair; raise a :class:`~demmi_rf.errors.PairError` subclass naming the file."""
-    ir = read_ir(record.ir_path, ir16=ir16)
-    vis = read_vis(record.vis_path)
+
+def read_pair(record: PairRecord, ir16: Ir16 = "error", max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedPair:
+    """Decode and validate a pair; raise a :class:`~demmi_rf.errors.PairError` subclass naming the file.
+    Either image declaring more than ``max_pixels`` pixels is refused before it is decoded."""
+    ir = read_ir(record.ir_path, ir16=ir16, max_pixels=max_pixels)
+    vis = read_vis(record.vis_path, max_pixels=max_pixels)
     if ir.shape[:2] != vis.shape[:2]:
         raise SizeMismatchError(
             record.vis_path,
@@ -34,13 +46,44 @@ def read_pair(record: PairRecord, ir16: Ir16 = "error") -> LoadedPair:
     return LoadedPair(vis=vis, ir=ir, record=record)
 
 
-def find_groups(root: Path) -> list[PairGroup]:
-    """Every IR/VIS sibling folder pair under ``root`` (``root`` itself included), in sorted order."""
+def _os_problem(path: Path, exc: OSError, what: str) -> Problem:
+    """A ``unreadable-folder`` problem for an OS error met while listing or entering ``path``."""
+    why = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+           errno.ELOOP: "a symbolic link that loops", errno.ENOENT: "it vanished or is a broken symbolic link",
+           errno.ENOTDIR: "not a folder"}.get(exc.errno or 0, exc.strerror or str(exc))
+    return Problem(path, "unreadable-folder", f"{path}: cannot {what} ({why}); its images are skipped")
+
+
+def _dangling_link(path: Path) -> bool:
+    """True for a symbolic link that does not resolve (broken, or a loop)."""
+    try:
+        return path.is_symlink() and not path.exists()
+    except OSError:
+        return True
+
+
+def find_groups(root: Path, problems: list[Problem] | None = None) -> list[PairGroup]:
+    """Every IR/VIS sibling folder pair under ``root`` (``root`` itself included), in sorted order.
+
+    Folders that cannot be listed and IR/VIS-named symbolic links that do not resolve are appended to
+    ``problems`` (kind ``unreadable-folder``) when given; the walk goes on. Symbolic links to folders are not
+    descended into (only followed when they are an IR or VIS folder themselves), so link loops end the walk.
+    """
     groups: list[PairGroup] = []
-    for dirpath, dirnames, _ in os.walk(root):
+    problems = problems if problems is not None else []
+
+    def onerror(exc: OSError) -> None:
+        problems.append(_os_problem(Path(exc.filename or root), exc, "list the folder"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         dirnames.sort()
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         here = Path(dirpath)
+        for f in sorted(filenames):  # an IR/VIS folder that is a link to nowhere (or a loop) is listed as a file
+            if layouts.folder_role(f) and _dangling_link(here / f):
+                problems.append(Problem(here / f, "unreadable-folder",
+                                        f"{here / f}: is a symbolic link that does not resolve (broken, or a loop); "
+                                        "its images are skipped"))
         best: dict[str, tuple[int, str]] = {}
         for d in dirnames:
             role = layouts.folder_role(d)
@@ -51,11 +94,16 @@ def find_groups(root: Path) -> list[PairGroup]:
         ir_name, vis_name = best["ir"][1], best["vis"][1]
         # don't descend into the modality folders themselves as if they held more layouts
         ir_dir, vis_dir = here / ir_name, here / vis_name
-        split_children = sorted(
-            d.name
-            for d in ir_dir.iterdir()
-            if d.is_dir() and layouts.split_of(d.name) and (vis_dir / d.name).is_dir()
-        )
+        try:
+            split_children = sorted(
+                d.name
+                for d in ir_dir.iterdir()
+                if d.is_dir() and layouts.split_of(d.name) and (vis_dir / d.name).is_dir()
+            )
+        except OSError as exc:
+            problems.append(_os_problem(ir_dir, exc, "list the folder"))
+            dirnames[:] = [d for d in dirnames if d not in (ir_name, vis_name)]
+            continue
         source = _source_name(here, root)
         parent_split = _split_from_ancestors(here, root)
         if split_children:  # LLVIP: infrared/{train,test}
@@ -100,10 +148,28 @@ def _source_name(folder: Path, root: Path) -> str:
 
 
 def _index_folder(folder: Path, problems: list[Problem]) -> dict[str, Path]:
-    """stem -> image file of one folder; duplicate stems and non-ASCII names are problems."""
+    """stem -> image file of one folder; duplicate stems, non-ASCII names, image names that are links to nowhere
+    and a folder that cannot be listed are problems."""
     by_stem: dict[str, list[Path]] = {}
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if not entry.is_file() or entry.name.startswith(".") or not is_image_file(entry.name):
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        problems.append(_os_problem(folder, exc, "list the folder"))
+        return {}
+    for entry in entries:
+        if entry.name.startswith(".") or not is_image_file(entry.name):
+            continue
+        try:
+            is_file = entry.is_file()
+        except OSError as exc:  # e.g. ELOOP: a link loop
+            problems.append(Problem(Path(entry.path), "unreadable",
+                                    f"{entry.path}: cannot look at the file ({exc.strerror or exc}); skipped"))
+            continue
+        if not is_file:
+            if entry.is_symlink():
+                problems.append(Problem(Path(entry.path), "unreadable",
+                                        f"{entry.path}: is a symbolic link that does not resolve (broken, or a loop)"))
             continue
         by_stem.setdefault(os.path.splitext(entry.name)[0], []).append(Path(entry.path))
     out: dict[str, Path] = {}
@@ -125,8 +191,11 @@ def _index_folder(folder: Path, problems: list[Problem]) -> dict[str, Path]:
 
 def pairs_of_group(group: PairGroup, problems: list[Problem]) -> list[PairRecord]:
     """Pair the files of one group by stem; unpaired files are problems."""
+    n_before = len(problems)
     ir_files = _index_folder(group.ir_dir, problems)
     vis_files = _index_folder(group.vis_dir, problems)
+    if any(p.kind == "unreadable-folder" for p in problems[n_before:]):
+        return []  # one side cannot be listed: its partners are not "unpaired", the folder problem says it all
     if not ir_files and not vis_files:
         problems.append(Problem(group.ir_dir, "empty-folder",
                                 f"{group.ir_dir} and {group.vis_dir} hold no image files "
@@ -142,8 +211,14 @@ def pairs_of_group(group: PairGroup, problems: list[Problem]) -> list[PairRecord
             problems.append(Problem(vis_files[stem], "unpaired",
                                     f"{vis_files[stem]}: VIS image has no IR partner named {stem}.* in {group.ir_dir}"))
             continue
-        records.append(PairRecord(f"{group.source}/{stem}", group.source, stem, ir_files[stem], vis_files[stem],
-                                  group.split))
+        pid = f"{group.source}/{stem}"
+        if len(safe_name(pid).encode("utf-8")) > MAX_PAIR_NAME:
+            problems.append(Problem(ir_files[stem], "name-too-long",
+                                    f"{ir_files[stem]}: pair id {pid[:40]}... is {len(safe_name(pid))} characters as a "
+                                    f"file name; at most {MAX_PAIR_NAME} leave room for the setting and suffixes of "
+                                    f"the files made from it (limit {NAME_MAX}); rename the pair (or the source)"))
+            continue
+        records.append(PairRecord(pid, group.source, stem, ir_files[stem], vis_files[stem], group.split))
     return records
 
 
@@ -153,9 +228,9 @@ def _ext_list() -> list[str]:
     return list(IMAGE_EXTENSIONS)
 
 
-def _checked(record: PairRecord, ir16: Ir16) -> PairRecord | Problem:
+def _checked(record: PairRecord, ir16: Ir16, max_pixels: int = DEFAULT_MAX_PIXELS) -> PairRecord | Problem:
     try:
-        loaded = read_pair(record, ir16=ir16)
+        loaded = read_pair(record, ir16=ir16, max_pixels=max_pixels)
     except PairError as exc:
         return Problem(exc.path, exc.kind, str(exc), record.pair_id)
     vis = loaded.vis
@@ -172,25 +247,39 @@ def discover(
     ir16: Ir16 = "error",
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> ScanResult:
     """Find every registered pair under ``roots`` (layouts auto-detected) and/or in ``ir_dir`` + ``vis_dir``.
 
     ``name`` overrides the source name (for the explicit ``ir_dir``/``vis_dir`` form it defaults to the
     parent folder's name). ``check="full"`` decodes every file (finds truncated files, channel
     and size problems); ``"none"`` only pairs names. ``progress(n)`` is called as pairs are checked.
+    ``max_pixels`` bounds the pixels of one image (checked from its header before decoding; default
+    :data:`~demmi_rf.sources.images.DEFAULT_MAX_PIXELS`).
     Never raises for bad input: every problem is returned in :attr:`ScanResult.problems`.
     """
+    max_pixels = check_max_pixels(max_pixels)
     result = ScanResult(roots=[Path(r) for r in roots])
     groups: list[PairGroup] = []
     for root in result.roots:
-        if not root.exists():
+        if _dangling_link(root):
+            result.problems.append(Problem(root, "missing-path",
+                                           f"{root}: is a symbolic link that does not resolve (broken, or a loop)"))
+            continue
+        try:
+            exists, is_dir = root.exists(), root.is_dir()
+        except OSError as exc:  # e.g. a parent folder that cannot be entered
+            result.problems.append(_os_problem(root, exc, "look at the path"))
+            continue
+        if not exists:
             result.problems.append(Problem(root, "missing-path", f"{root}: path does not exist"))
             continue
-        if not root.is_dir():
+        if not is_dir:
             result.problems.append(Problem(root, "not-a-folder", f"{root}: not a folder"))
             continue
-        found = find_groups(root)
-        if not found:
+        n_before = len(result.problems)
+        found = find_groups(root, result.problems)
+        if not found and len(result.problems) == n_before:
             result.problems.append(Problem(
                 root, "no-pairs",
                 f"{root}: no IR/VIS folder pair found (looked for sibling folders named like "
@@ -210,7 +299,7 @@ def discover(
         records.extend(found_pairs)
     records = _dedupe(records, result.problems)
     if check == "full":
-        records = _check_all(records, ir16, workers, result.problems, progress)
+        records = _check_all(records, ir16, workers, result.problems, progress, max_pixels)
     result.pairs = sorted(records, key=lambda r: r.pair_id)
     return result
 
@@ -221,10 +310,18 @@ def _explicit_group(ir_dir, vis_dir, name, problems: list[Problem]) -> Iterable[
                                 "--ir-dir and --vis-dir must be given together"))
         return []
     ir_p, vis_p = Path(ir_dir), Path(vis_dir)
+    ok = True
     for p in (ir_p, vis_p):
-        if not p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError as exc:
+            problems.append(_os_problem(p, exc, "look at the folder"))
+            ok = False
+            continue
+        if not is_dir:
             problems.append(Problem(p, "missing-path", f"{p}: folder does not exist"))
-    if not (ir_p.is_dir() and vis_p.is_dir()):
+            ok = False
+    if not ok:
         return []
     source = layouts.sanitize_source(name) if name else _source_name(ir_p.parent, ir_p.parent)
     return [PairGroup(source, None, "explicit", ir_p, vis_p)]
@@ -245,17 +342,27 @@ def _dedupe(records: list[PairRecord], problems: list[Problem]) -> list[PairReco
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    """Whether two files have the same bytes (False when either cannot be read: the pair is then reported)."""
     if a == b:
         return True
-    if a.stat().st_size != b.stat().st_size:
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+                if ca != cb:
+                    return False
+                if not ca:
+                    return True
+    except OSError:
         return False
-    return a.read_bytes() == b.read_bytes()
 
 
-def _check_all(records, ir16, workers, problems, progress) -> list[PairRecord]:
+def _check_all(records, ir16, workers, problems, progress, max_pixels=DEFAULT_MAX_PIXELS) -> list[PairRecord]:
     out: list[PairRecord] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for res in pool.map(lambda r: _checked(r, ir16), records):
+        for res in pool.map(lambda r: _checked(r, ir16, max_pixels), records):
             if isinstance(res, Problem):
                 problems.append(res)
             else:
