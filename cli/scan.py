@@ -9,7 +9,7 @@ import click
 
 from demmi_rf.sources import IR16_CHOICES, discover
 
-from .common import make_progress, progress_option
+from .common import NameChoice, make_progress, progress_option
 
 
 @click.command()
@@ -18,9 +18,9 @@ from .common import make_progress, progress_option
 @click.option("--vis-dir", type=click.Path(path_type=str), help="The VIS folder partnering --ir-dir.")
 @click.option("--name", help="Source name to use in pair ids (default: detected from the folder names).")
 @click.option("--quick", is_flag=True, help="Pair file names only; do not decode the images.")
-@click.option("--ir16", type=click.Choice(IR16_CHOICES), default="error", show_default=True,
+@click.option("--ir16", type=NameChoice(IR16_CHOICES, "16-bit IR conversion"), default="error", show_default=True,
               help="How to treat 16-bit IR: refuse, keep the high byte, or stretch min-max to 8 bits.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Threads decoding images.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Threads decoding images.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 @progress_option
 def scan(paths, ir_dir, vis_dir, name, quick, ir16, workers, as_json, progress) -> None:
