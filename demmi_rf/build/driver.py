@@ -31,7 +31,7 @@ from ..store.layout import BUILD_LOG, CARD, DATASET_FORMAT, DATASET_FORMAT_VERSI
 from ..store.manifest import manifest_bytes, rows_to_frame
 from .errors import BuildError
 from .executors import run_tasks
-from .outdir import check_foreign, check_recipe, locked, prepare
+from .outdir import check_foreign, check_recipe, locked, prepare, remove_temp_files
 from .plan import ShardTask, plan_shards
 from .task import run_shard
 
@@ -104,6 +104,7 @@ def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
                           "settings": len(effective.settings)})
         results = run_tasks(tasks, run_shard, executor=executor, workers=workers, scheduler=scheduler,
                             on_result=lambda r: progress("shard", r))
+        remove_temp_files(out)
         _check_versions(results)
         card = _write_outputs(out, effective, tasks, results, scan, labels)
         report = BuildReport(

@@ -121,6 +121,8 @@ def _run_dask(tasks: Sequence[ShardTask], fn, workers: int, scheduler: str | Non
         raise BuildError("--executor dask needs dask.distributed: pip install 'demmi-rf[dask]'") from exc
     results: dict[str, dict[str, Any]] = {}
     with contextlib.ExitStack() as stack:
+        # distributed logs every failed reconnection with a traceback; the build reports a lost scheduler itself
+        stack.enter_context(_quiet_logger("distributed"))
         if scheduler:
             try:
                 client = stack.enter_context(Client(scheduler, timeout="30s"))
@@ -140,12 +142,33 @@ def _run_dask(tasks: Sequence[ShardTask], fn, workers: int, scheduler: str | Non
             for fut in as_completed(futures):
                 task = by_key[fut.key]
                 if fut.status != "finished":
+                    if fut.status != "error" or client.status != "running":
+                        raise BuildError(_lost_scheduler_message(scheduler, len(results), len(tasks)))
                     exc = fut.exception()
                     client.cancel(futures)
                     raise _as_build_error(exc, task)
                 results[task.file] = fut.result()
                 on_result(results[task.file])
         except BaseException:
-            client.cancel(futures)
+            with contextlib.suppress(Exception):
+                client.cancel(futures)
             raise
     return results
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def _lost_scheduler_message(scheduler: str | None, done: int, total: int) -> str:
+    """The driver lost its scheduler (killed, network gone): what happened and how to resume."""
+    where = f"the dask scheduler at {scheduler}" if scheduler else "the local dask cluster's scheduler"
+    return (f"lost {where} after {done} of {total} shard(s) finished; the finished shards are kept: "
+            "start the scheduler again and re-run the same command to resume")

@@ -127,3 +127,22 @@ def prepare(out: Path, planned_files: set[str]) -> list[str]:
     except OSError as exc:
         raise BuildError(f"cannot prepare the output folder {out}: {exc.strerror or exc}") from exc
     return removed
+
+
+def remove_temp_files(out: Path) -> list[str]:
+    """Remove temporary shard files left in ``out/shards`` by a worker that died during this build.
+
+    Called once every shard of the build has finished: a worker killed mid-write (a lost dask worker whose
+    shard was rescheduled elsewhere) leaves its half-written temporary file behind, and the build holds the lock,
+    so nothing else is writing there.
+    """
+    removed = []
+    shard_dir = out / SHARD_DIR
+    try:
+        for path in sorted(shard_dir.iterdir()):
+            if is_temp_name(path.name):
+                path.unlink(missing_ok=True)
+                removed.append(f"{SHARD_DIR}/{path.name}")
+    except OSError as exc:
+        raise BuildError(f"cannot clean the output folder {out}: {exc.strerror or exc}") from exc
+    return removed
