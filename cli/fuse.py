@@ -9,7 +9,13 @@ import click
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--checkpoint", type=click.Path(path_type=Path, dir_okay=False, exists=True), required=True,
-              help="Stage-2 last.pt / epoch_*.pt or model.safetensors.")
+              help="Stage-2 last.pt / epoch_*.pt / model.safetensors, or the authors' public "
+                   "stage2_pretrained.ckpt (read without executing anything in it).")
+@click.option("--config", "config", default=None,
+              help="Public .ckpt only: the configuration of its widths (default: paper).")
+@click.option("--compat", type=click.Choice(["ours", "public"]), default=None,
+              help="Stage-2 forward: 'public' bypasses the restorer's level-1 MoE as the authors' stage-2 code "
+                   "(default: public for their .ckpt, ours otherwise).")
 @click.option("--dataset", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Dataset folder written by 'demmi build'.")
 @click.option("--split", default="test", show_default=True, help="Split to fuse ('all': every split).")
@@ -31,12 +37,12 @@ import click
 @click.option("--chroma-sigma", type=click.FloatRange(0), default=2.0, show_default=True,
               help="Gaussian sigma (pixels) smoothing the degraded input's chroma.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def fuse(checkpoint: Path, dataset: Path | None, split: str, settings: str | None, limit: int | None,
-         ir_path: Path | None, vis_path: Path | None, out: Path, device: str, amp: bool, tile: int, overlap: int,
-         color: str, chroma_sigma: float, progress: bool) -> None:
+def fuse(checkpoint: Path, config: str | None, compat: str | None, dataset: Path | None, split: str,
+         settings: str | None, limit: int | None, ir_path: Path | None, vis_path: Path | None, out: Path,
+         device: str, amp: bool, tile: int, overlap: int, color: str, chroma_sigma: float, progress: bool) -> None:
     """Write fused images in the layout 'demmi eval' reads."""
-    from tgecnet_ref.infer import Fuser, fuse_dataset, fuse_files
-    from tgecnet_ref.train import CheckpointError
+    from demmi_rf.errors import DemmiError
+    from demmi_rf.optional import require
 
     single = ir_path is not None or vis_path is not None
     if single and (ir_path is None or vis_path is None):
@@ -44,22 +50,25 @@ def fuse(checkpoint: Path, dataset: Path | None, split: str, settings: str | Non
     if single == (dataset is not None):
         raise click.UsageError("give either --dataset DIR or --ir A.png --vis B.png")
     try:
-        fuser = Fuser(checkpoint, device=device, amp=amp, tile=tile, overlap=overlap, chroma_sigma=chroma_sigma)
+        require("torch", feature="demmi fuse")
+        if checkpoint.suffix == ".safetensors":
+            require("safetensors", feature=f"demmi fuse {checkpoint.name}")
+        from demmi_rf.progress import progress as reporter
+        from tgecnet_ref.infer import Fuser, fuse_dataset, fuse_files
+
+        fuser = Fuser(checkpoint, device=device, amp=amp, tile=tile, overlap=overlap, chroma_sigma=chroma_sigma,
+                      config=config, compat=compat)
+        if fuser.note:
+            click.echo(fuser.note, err=True)
         if single:
             path = fuse_files(fuser, ir_path, vis_path, out, color=color)
             click.echo(f"wrote {path}")
             return
         names = [s.strip() for s in settings.split(",") if s.strip()] if settings else None
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(desc="fusing", unit="img", leave=False)
-        on_item = (lambda _sid: bar.update(1)) if bar is not None else None
-        written = fuse_dataset(fuser, dataset, out, split=None if split == "all" else split, settings=names,
-                               limit=limit, color=color, on_item=on_item)
-        if bar is not None:
-            bar.close()
-    except (CheckpointError, ValueError, OSError) as exc:
+        with reporter(limit, "fuse", unit="images", mode=progress) as bar:
+            written = fuse_dataset(fuser, dataset, out, split=None if split == "all" else split, settings=names,
+                                   limit=limit, color=color, on_item=lambda _sid: bar.advance(1),
+                                   on_total=lambda n: setattr(bar, "total", n))
+    except (DemmiError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {len(written)} fused image(s) to {out}")

@@ -156,3 +156,15 @@ def test_recolour_uses_the_degraded_inputs_smoothed_chroma() -> None:
         clipped = (out == 0).any(-1) | (out == 255).any(-1)
         assert np.abs(ycc[..., ch] - target)[~clipped].max() < 1.5
     assert float(np.std(smooth(ref[..., 1], 2.0))) < 0.5 * float(np.std(ref[..., 1]))  # it is smoothed
+
+
+def test_fuse_dataset_without_tqdm_logs_progress_lines(ckpts, odd_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    for name in ("tqdm", "tqdm.auto"):
+        monkeypatch.setitem(sys.modules, name, None)
+    res = CliRunner().invoke(cli, ["fuse", "--checkpoint", str(ckpts["s2"]), "--dataset", str(odd_dataset),
+                                   "--out", str(tmp_path / "f"), "--split", "all", "--limit", "3", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "[demmi] fuse: 3/3 images (100.0%)" in res.output  # off a terminal: a log line with the count
+    assert len(list((tmp_path / "f").glob("*.png"))) == 3

@@ -57,9 +57,16 @@ class ModelConfig:
     fusion_refinement_blocks: int = 4
     fusion_weight_init: float = 1.0  # alpha, beta (feature fusion)
     restored_weight_init: float = 1.0  # theta, gamma (weights of the two restored images)
+    # "ours": the level-1 MoE acts in both stages. "public": the authors' published stage-2 forward, where the
+    # level-1 MoE of the restorer is skipped in the stage-2 (fusion) pass only (their code computes it and
+    # discards its output); stage 1 is the same in both. Use "public" with the authors' stage-2 weights.
+    compat: str = "ours"
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the offending field when the architecture cannot be built."""
+        """Raise ``ValueError`` naming the offending field when the architecture cannot be built or is out of
+        the bounds in :data:`MODEL_BOUNDS` (checked before anything is allocated, so that a crafted
+        configuration cannot make the model builder allocate gigabytes)."""
+        _check_types_and_bounds(self)
         if len(self.num_blocks) != 4 or len(self.heads) != 4:
             raise ValueError("model.num_blocks and model.heads need 4 entries (levels 1-3 and the latent)")
         if len(self.prompt_dims) != 3 or len(self.prompt_sizes) != 3:
@@ -85,6 +92,54 @@ class ModelConfig:
             raise ValueError("model.moe_dispatch must be 'sparse' or 'dense'")
         if self.in_channels != self.out_channels:
             raise ValueError("model.in_channels must equal model.out_channels (global residual)")
+        if self.compat not in COMPAT_MODES:
+            raise ValueError(f"model.compat must be one of {COMPAT_MODES}, got {self.compat!r}")
+
+
+COMPAT_MODES = ("ours", "public")
+
+# Inclusive bounds of every numeric field of ModelConfig (per entry for tuples). They are generous (the paper
+# model uses dim 48, ffn 2.66, 11 experts) and exist so that a configuration read from a file (a checkpoint's
+# metadata, a user's TOML) cannot ask for an absurd model: ffn_expansion_factor = 1e7 in a 1.7 KB file would
+# otherwise make the builder allocate gigabytes before any weight is compared.
+MODEL_BOUNDS: dict[str, tuple[float, float]] = {
+    "in_channels": (1, 16), "out_channels": (1, 16), "dim": (1, 1024), "num_blocks": (0, 64),
+    "num_refinement_blocks": (0, 64), "heads": (1, 64), "ffn_expansion_factor": (0.01, 16.0),
+    "prompt_len": (1, 64), "prompt_dims": (1, 4096), "prompt_sizes": (1, 512), "atom_num": (1, 1024),
+    "atom_dim": (1, 4096), "condnet_hidden": (1, 1024), "condnet_out": (1, 1024), "moe_levels": (1, 3),
+    "moe_experts": (1, 64), "moe_top_k": (1, 64), "fusion_experts": (1, 64), "fusion_top_k": (1, 64),
+    "fusion_blocks": (0, 64), "fusion_refinement_blocks": (0, 64), "fusion_weight_init": (-1e3, 1e3),
+    "restored_weight_init": (-1e3, 1e3),
+}
+# The largest model a configuration may describe (the paper model has 40.0M parameters).
+MAX_PARAMETERS = 1_000_000_000
+
+
+def _check_types_and_bounds(cfg: ModelConfig) -> None:
+    """Type and range of every field of ``cfg`` (``ValueError`` naming the field)."""
+    import math
+
+    for f in dataclasses.fields(cfg):
+        value, default = getattr(cfg, f.name), f.default
+        where = f"model.{f.name}"
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{where} must be true or false, got {value!r}")
+            continue
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                raise ValueError(f"{where} must be a string, got {value!r}")
+            continue
+        entries = value if isinstance(default, tuple) else (value,)
+        if isinstance(default, tuple) and not isinstance(value, tuple):
+            raise ValueError(f"{where} must be a list of integers, got {value!r}")
+        want_int = isinstance(default, tuple) or isinstance(default, int)
+        lo, hi = MODEL_BOUNDS.get(f.name, (-math.inf, math.inf))
+        for v in entries:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (want_int and not isinstance(v, int)):
+                raise ValueError(f"{where} must be {'an integer' if want_int else 'a number'}, got {v!r}")
+            if not math.isfinite(v) or not lo <= v <= hi:
+                raise ValueError(f"{where} = {v!r} is outside the allowed range [{lo:g}, {hi:g}]")
 
 
 @dataclass(frozen=True)
@@ -95,7 +150,16 @@ class StageConfig:
     stage 2 uses ``w_vis * L1(F, V) + w_ir * L1(F, I) + w_max * L1(F, max(V, I))
     + w_grad * L1(Sobel F, max(Sobel V, Sobel I)) + w_balance * B`` (``V, I`` the clean sources).
     The learning rate follows a linear warm-up over ``warmup_epochs`` then a cosine decay that would reach
-    ``min_lr`` at ``schedule_epochs`` (the public code's 5 / 180 with 40 training epochs), evaluated per step.
+    ``min_lr`` at ``schedule_epochs`` (the public code's 5 / 180 with 40 training epochs), evaluated per
+    optimizer step. The schedule never ends before the run: a run longer than ``schedule_epochs`` (e.g.
+    ``--epochs 5`` with a 3-epoch schedule) stretches the cosine to the run's length instead of training at
+    ``min_lr``.
+
+    Step-defined schedules (``paper-1gpu``): ``max_steps > 0`` makes the run length a number of optimizer steps
+    (the epochs needed to reach it, ``epochs`` ignored), and ``warmup_steps``/``schedule_steps > 0`` replace the
+    epoch-based warm-up and cosine length. ``accum_steps`` micro-batches of ``batch_size`` are accumulated per
+    optimizer step (global batch ``batch_size * accum_steps * processes``); ``steps_per_epoch`` counts
+    optimizer steps.
     """
 
     epochs: int = 40
@@ -107,7 +171,11 @@ class StageConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_epochs: float = 5.0
     schedule_epochs: float = 180.0
-    steps_per_epoch: int = 0  # 0: one full pass over the (per-process) data
+    steps_per_epoch: int = 0  # optimizer steps per epoch; 0: one full pass over the (per-process) data
+    accum_steps: int = 1  # micro-batches accumulated per optimizer step
+    max_steps: int = 0  # > 0: run length in optimizer steps (overrides epochs)
+    warmup_steps: int = 0  # > 0: warm-up length in optimizer steps (overrides warmup_epochs)
+    schedule_steps: int = 0  # > 0: cosine length in optimizer steps (overrides schedule_epochs)
     grad_clip: float = 0.0  # 0: no clipping
     w_l1: float = 1.0
     w_vis: float = 1.0
@@ -167,17 +235,32 @@ def _build(cls: type, table: dict[str, Any], where: str) -> Any:
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> TGConfig:
     """Build a :class:`TGConfig` from plain data (a parsed TOML file, or ``TGConfig.to_dict()``)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: a configuration must be a table, got {type(data).__name__}")
     unknown = sorted(set(data) - {"name", "model", "stage1", "stage2"})
     if unknown:
         raise ValueError(f"{where}: unknown table(s) {unknown}; expected name, [model], [stage1], [stage2]")
+    for key in ("model", "stage1", "stage2"):
+        if not isinstance(data.get(key, {}), dict):
+            raise ValueError(f"{where}: [{key}] must be a table")
     model = _build(ModelConfig, data.get("model", {}), f"{where} [model]")
-    model.validate()
-    return TGConfig(
-        name=str(data.get("name", "custom")),
-        model=model,
-        stage1=_build(StageConfig, data.get("stage1", {}), f"{where} [stage1]"),
-        stage2=_build(StageConfig, data.get("stage2", {}), f"{where} [stage2]"),
-    )
+    try:
+        model.validate()
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+    stages = []
+    for key in ("stage1", "stage2"):
+        st = _build(StageConfig, data.get(key, {}), f"{where} [{key}]")
+        for name in ("epochs", "batch_size", "accum_steps"):
+            v = getattr(st, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{where} [{key}]: {name} must be a positive integer, got {v!r}")
+        for name in ("max_steps", "warmup_steps", "schedule_steps", "steps_per_epoch"):
+            v = getattr(st, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{where} [{key}]: {name} must be a non-negative integer, got {v!r}")
+        stages.append(st)
+    return TGConfig(name=str(data.get("name", "custom")), model=model, stage1=stages[0], stage2=stages[1])
 
 
 def available_configs() -> list[str]:

@@ -17,9 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from .color import recolour
+from .config import TGConfig
 from .model import TGECNet
 from .model.tgecnet import MIN_SIZE, MULTIPLE
-from .train.checkpoint import CheckpointError, checkpoint_config, load_checkpoint
+from .train.checkpoint import CheckpointError
+from .weights import load_weights
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE, min_size: int = MIN_SIZE) -> torch.Tensor:
@@ -47,7 +49,10 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
 class Fuser:
     """A stage-2 TG-ECNet checkpoint ready to fuse image pairs.
 
-    ``checkpoint``: a ``.pt`` written by ``demmi train --stage 2`` or its ``model.safetensors``.
+    ``checkpoint``: a ``.pt`` written by ``demmi train --stage 2``, its ``model.safetensors``, or the authors'
+    public ``stage2_pretrained.ckpt`` (then ``config`` names the configuration of its widths, ``paper`` by
+    default, and ``compat`` defaults to ``"public"``; see :mod:`tgecnet_ref.public`). The file is checked
+    against the model (configuration bounds, every tensor's name and shape) before the model is built.
     """
 
     def __init__(
@@ -58,22 +63,25 @@ class Fuser:
         tile: int = 0,
         overlap: int = 32,
         chroma_sigma: float = 2.0,
+        config: str | Path | TGConfig | None = None,
+        compat: str | None = None,
     ) -> None:
-        ckpt = load_checkpoint(checkpoint)
-        if int(ckpt.get("stage", 2)) != 2:
-            raise CheckpointError(f"{checkpoint}: a stage-1 checkpoint has no trained fusion head; train stage 2 "
-                                  "with 'demmi train --stage 2 --init <stage-1 checkpoint>' and fuse with that")
-        self.config = checkpoint_config(ckpt, checkpoint)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.model = TGECNet(self.config.model)
-        self.model.load_state_dict(ckpt["model"], strict=True)
-        self.model.eval().to(self.device)
         if tile and (tile % MULTIPLE or tile < MIN_SIZE):
             raise ValueError(f"--tile must be a multiple of {MULTIPLE} and at least {MIN_SIZE}, got {tile}")
         if tile and not 0 <= overlap < tile:
             raise ValueError(f"--overlap must be in [0, tile), got {overlap}")
+        weights = load_weights(checkpoint, config=config, compat=compat)
+        if weights.stage != 2:
+            raise CheckpointError(f"{checkpoint}: a stage-1 checkpoint has no trained fusion head; train stage 2 "
+                                  "with 'demmi train --stage 2 --init <stage-1 checkpoint>' and fuse with that")
+        self.config = weights.config
+        self.note = weights.note
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model = TGECNet(self.config.model)
+        self.model.load_state_dict(weights.state, strict=True)
+        self.model.eval().to(self.device)
         self.amp, self.tile, self.overlap, self.chroma_sigma = amp, tile, overlap, chroma_sigma
 
     @torch.no_grad()
@@ -144,9 +152,11 @@ def fuse_dataset(
     color: str = "auto",
     overwrite: bool = True,
     on_item: Callable[[str], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> list[Path]:
     """Fuse every sample of ``split`` of a built dataset into ``out_dir/<safe sample id>.png`` (the layout
-    ``demmi eval`` reads); ``split=None``: every split. Returns the written paths in manifest order."""
+    ``demmi eval`` reads); ``split=None``: every split. Returns the written paths in manifest order.
+    ``on_total(n)`` is called once with the number of samples to fuse, ``on_item(sample_id)`` after each."""
     from demmi_rf.ids import safe_name
     from demmi_rf.store import open_dataset
 
@@ -156,6 +166,8 @@ def fuse_dataset(
     if not ids:
         raise ValueError(f"{root}: no samples in split {split!r}" + (f" for settings {list(settings)}" if settings
                                                                         else ""))
+    if on_total is not None:
+        on_total(len(ids))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -112,22 +112,25 @@ class RestorationNet(nn.Module):
         self.refinement = stage(cfg.num_refinement_blocks, c2, hd[0])
         self.output = nn.Conv2d(c2, cfg.out_channels, kernel_size=3, padding=1, bias=bias)
 
-    def _moe(self, level: int, x: torch.Tensor, prompt: torch.Tensor, losses: list[torch.Tensor]) -> torch.Tensor:
+    def _moe(self, level: int, x: torch.Tensor, prompt: torch.Tensor, losses: list[torch.Tensor],
+             skip: tuple[int, ...] = ()) -> torch.Tensor:
         key = str(level)
-        if key not in self.degrad_moe:
+        if key not in self.degrad_moe or level in skip:
             return x
         y, loss = self.degrad_moe[key](x, prompt)
         losses.append(loss)
         return y
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder-level-1 features ``(B, 2*dim, H, W)`` and the summed balance loss of the MoE blocks."""
+    def features(self, x: torch.Tensor, skip_moe: tuple[int, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder-level-1 features ``(B, 2*dim, H, W)`` and the summed balance loss of the MoE blocks.
+
+        ``skip_moe``: encoder levels whose MoE is bypassed (``compat="public"`` stage 2 passes ``(1,)``)."""
         check_size(x)
         losses: list[torch.Tensor] = []
         prompt = self.task_prompt(x)
-        enc1 = self.encoder_level1(self._moe(1, self.patch_embed(x), prompt, losses))
-        enc2 = self.encoder_level2(self._moe(2, self.down1_2(enc1), prompt, losses))
-        enc3 = self.encoder_level3(self._moe(3, self.down2_3(enc2), prompt, losses))
+        enc1 = self.encoder_level1(self._moe(1, self.patch_embed(x), prompt, losses, skip_moe))
+        enc2 = self.encoder_level2(self._moe(2, self.down1_2(enc1), prompt, losses, skip_moe))
+        enc3 = self.encoder_level3(self._moe(3, self.down2_3(enc2), prompt, losses, skip_moe))
         lat = self.latent(self.down3_4(enc3))
 
         lat = self.reduce_noise_level3(self.noise_level3(torch.cat([lat, self.prompt3(lat)], 1)))
@@ -212,13 +215,19 @@ class TGECNet(nn.Module):
 
         Both modalities go through the restorer as one batch of ``2B`` (same weights, as the public code's two
         passes); under a frozen restorer this runs without building an autograd graph.
+
+        With ``compat="public"`` the restorer's level-1 MoE is bypassed in this pass, as in the authors'
+        stage-2 code (``TG_ECNet.forward`` of ``stage2/``: the level-1 MoE output is computed and never used,
+        ``encoder_level1`` reads the patch embedding); their casts to float16 are not reproduced (weights
+        and activations stay in the caller's precision). Stage 1 (:meth:`restore`) is the same in both modes.
         """
         if vis_y.shape != ir.shape:
             raise ValueError(f"VIS and IR shapes differ: {tuple(vis_y.shape)} vs {tuple(ir.shape)}")
         b = vis_y.shape[0]
+        skip = (1,) if self.cfg.compat == "public" else ()
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.restorer_frozen):
             both = torch.cat([vis_y, ir], dim=0)
-            feats, _ = self.restorer.features(both)
+            feats, _ = self.restorer.features(both, skip_moe=skip)
             restored = self.restorer.head(feats, both)
         fused, balance = self.fusion(feats[:b], feats[b:], restored[:b], restored[b:])
         return FuseOutput(fused, restored[:b], restored[b:], balance)

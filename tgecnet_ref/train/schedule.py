@@ -35,3 +35,13 @@ def make_scheduler(
     total = max(warmup + 1, int(round(schedule_epochs * steps_per_epoch)))
     fn = partial(lr_factor, warmup_steps=warmup, total_steps=total, min_ratio=min_lr / lr if lr > 0 else 0.0)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
+
+
+def make_step_scheduler(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, lr: float, min_lr: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A ``LambdaLR`` applying :func:`lr_factor` with warm-up and cosine lengths given in optimizer steps."""
+    total = max(warmup_steps + 1, total_steps)
+    fn = partial(lr_factor, warmup_steps=warmup_steps, total_steps=total,
+                 min_ratio=min_lr / lr if lr > 0 else 0.0)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
