@@ -8,6 +8,7 @@ import click
 
 from demmi_rf.evaluation.score import REFERENCES
 from demmi_rf.metrics.profiles import DEFAULT_PROFILE, profiles
+from demmi_rf.sources.images import DEFAULT_MAX_PIXELS
 
 from .common import (
     NameChoice,
@@ -36,11 +37,13 @@ from .common import (
               show_default=True, help="Results file (JSON); the per-sample rows go to the same name with .csv.")
 @click.option("--allow-missing", is_flag=True, help="Score the images present when some are missing or unusable.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes. Default: CPU count.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Largest fused image (height x width) decoded; bigger headers are refused (docs/sources.md).")
 @progress_option
 @json_option
 def eval_cmd(dataset: Path, fused: Path, method: str, split: str, profile: str, reference: str,
              degradations: list[str] | None, out: Path, allow_missing: bool, workers: int | None,
-             progress: bool | None, as_json: bool) -> None:
+             max_pixels: int, progress: bool | None, as_json: bool) -> None:
     """Score the fused images of every sample of a split and print the per-setting table.
 
     Writes OUT (results JSON stamped with the method, profile, reference, the dataset's content hash, its
@@ -78,8 +81,9 @@ def eval_cmd(dataset: Path, fused: Path, method: str, split: str, profile: str, 
         ev = evaluate_fused(dataset, fused, method, split=split, profile=profile, reference=reference,
                             settings=settings, allow_missing=allow_missing,
                             workers=workers or default_workers(), per_sample_file=out.with_suffix(".csv").name,
-                            progress=lambda n=1: bar["advance"](n), on_scan=on_scan)
-    json_path, csv_path = write_results(out, ev.results, ev.csv)
+                            progress=lambda n=1: bar["advance"](n), on_scan=on_scan, out=out,
+                            max_pixels=max_pixels)
+    json_path, csv_path = write_results(out, ev.results, ev.csv, inputs=(dataset, fused))
     r = ev.results
     if as_json:
         echo_json({"command": "eval", "results_file": str(json_path), "per_sample_file": str(csv_path),

@@ -252,3 +252,82 @@ def test_setting_table_means_and_nan_handling():
     assert robust_mean([0.1] * 10) == 0.1  # fsum: exact where a running sum is not
     with pytest.raises(ValueError, match="not in the table"):
         setting_table([("z", {"m": 1.0})], ["a"], ["m"])
+
+
+# --- hostile input (issue 12) ----------------------------------------------------------------------------------
+def _fake_png(path: Path, width: int, height: int) -> Path:
+    """A PNG header declaring ``width`` x ``height`` gray pixels, a few hundred bytes on disk."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_fused_bombs_are_unusable_not_tracebacks(small_dataset, fused_average, tmp_path):
+    from demmi_rf.evaluation import read_fused
+
+    fused = copy_fused(fused_average, tmp_path)
+    _fake_png(fused / "tno__07@clean.png", 30000, 30000)  # beyond Pillow's own limit
+    _fake_png(fused / "tno__07@stripe.png", 9000, 9000)  # beyond ours only
+    result = run(eval_args(small_dataset, fused, tmp_path / "r.json"), ok=False)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "tno__07@clean.png declares more pixels than Pillow opens" in result.output
+    assert "tno__07@stripe.png is 9000x9000" in result.output and "refused before decoding" in result.output
+    for name in ("tno__07@clean.png", "tno__07@stripe.png"):
+        with pytest.raises(DemmiError, match="refused before decoding"):
+            read_fused(fused / name)
+    scan = scan_fused(fused_average, {"tno/07@clean": (270, 360)}, max_pixels=100)
+    assert "more than the limit of 100" in scan.invalid["tno/07@clean"]
+
+
+def test_eval_out_never_overwrites_inputs_or_datasets(small_dataset, fused_average, tmp_path):
+    manifest = small_dataset / "manifest.csv"
+    before = manifest.read_bytes()
+    other = tmp_path / "other_ds"
+    shutil.copytree(small_dataset, other)
+    cases = {
+        small_dataset / "manifest.json": "inside the input",  # its .csv would be the manifest
+        other / "manifest.json": "inside the DeMMI-RF dataset folder",
+        other / "shards" / "x.json": "inside the DeMMI-RF dataset folder",
+        fused_average / "r.json": "inside the input",
+        tmp_path / "r.csv": "the same file",
+    }
+    for out, message in cases.items():
+        result = run(eval_args(small_dataset, fused_average, out), ok=False)
+        assert result.exit_code != 0 and message in result.output, (out, result.output)
+    assert manifest.read_bytes() == before and (other / "manifest.csv").read_bytes() == before
+    assert not (fused_average / "r.json").exists() and not (tmp_path / "r.csv").exists()
+    # an existing file that demmi eval did not write is not overwritten; a previous result is
+    notes = tmp_path / "notes.csv"
+    notes.write_text("my notes\n")
+    result = run(eval_args(small_dataset, fused_average, tmp_path / "notes.json"), ok=False)
+    assert "notes.csv exists and is not a per-sample CSV written by 'demmi eval'" in result.output
+    assert notes.read_text() == "my notes\n"
+    good = tmp_path / "good.json"
+    run(eval_args(small_dataset, fused_average, good))
+    run(eval_args(small_dataset, fused_average, good))  # re-running over its own results is fine
+
+
+@pytest.mark.parametrize("method", ["a|b", "x\n| evil | 1 |", "=HYPERLINK(\"http://e\")", "-1+2", "@cmd", "",
+                                    " lead", "é", "x" * 65])
+def test_eval_refuses_method_names_outside_the_allowed_set(small_dataset, fused_average, tmp_path, method):
+    result = run(eval_args(small_dataset, fused_average, tmp_path / "r.json", method=method), ok=False)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "method" in result.output
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_per_sample_csv_text_cells_are_neutralised():
+    from demmi_rf.evaluation.results import csv_bytes
+
+    rows = [{"sample_id": "=cmd|' /C calc'!A0", "pair_id": "+p", "setting": "clean", "height": 1, "width": 1,
+             "fused_channels": 1, "values": {"m": -1.5}, "reasons": {}}]
+    text = csv_bytes(rows, ["m"]).decode()
+    line = text.splitlines()[1]
+    assert line.startswith("'=cmd") and ",'+p," in line and line.endswith(",-1.5,")  # numbers untouched

@@ -95,7 +95,8 @@ def test_sort_orders_by_the_metric_direction(results_files):
         (lambda d: d.update(profile="tang"), "different metric profile"),
         (lambda d: d.update(reference="degraded"), "different reference"),
         (lambda d: d.update(split="train"), "different split"),
-        (lambda d: d.update(settings=["clean"]), "different settings scored"),
+        (lambda d: d.update(settings=["clean"], table=[t for t in d["table"] if t["setting"] != "noise25"]),
+         "different settings scored"),
         (lambda d: d.update(method="average"), "method 'average' appears twice"),
     ],
 )
@@ -161,3 +162,106 @@ def test_float_encoding_round_trips():
     for v in (0.1, 1e-300, 123.456, float("inf"), float("-inf")):
         assert decode_float(json.loads(json.dumps(encode_float(v)))) == v
     assert encode_float(float("nan")) is None and decode_float(None) != decode_float(None)
+
+
+# --- hostile results files (issue 12) ------------------------------------------------------------------------------
+def _mean_row(d: dict) -> dict:
+    return next(t for t in d["table"] if t["setting"] == "mean")
+
+
+WRONG_TYPES = [
+    (lambda d: d.update(method=42), "field method must be a string, not an integer 42"),
+    (lambda d: d.update(metrics="CC"), "field metrics must be an array, not a string"),
+    (lambda d: d.update(table={"mean": 1}), "field table must be an array, not an object"),
+    (lambda d: _mean_row(d)["values"].update(CC="0.9"), "field table[2].values.CC must be a number or null, not a str"),
+    (lambda d: _mean_row(d)["values"].update(CC=[0.9]), "values.CC must be a number or null, not an arr"),
+    (lambda d: _mean_row(d)["values"].update(CC=True), "field table[2].values.CC must be a number or null, not a bool"),
+    (lambda d: _mean_row(d).update(n=2.5), "field table[2].n must be a non-negative integer, not a number 2.5"),
+    (lambda d: d["samples"].update(scored="1"), "field samples.scored must be a non-negative integer, not a string"),
+    (lambda d: d["samples"].update(complete="yes"), "field samples.complete must be true or false, not a string"),
+    (lambda d: d["higher_is_better"].update(CC=1), "field higher_is_better.CC must be true or false, not an integer"),
+    (lambda d: d.update(dataset=["x"]), "field dataset must be an object, not an array"),
+    (lambda d: d["settings"].__setitem__(0, 7), "field settings[0] must be a string, not an integer 7"),
+    (lambda d: d["dataset"].update(content_hash=None), "field dataset.content_hash must be a string, not null"),
+    (lambda d: d["dataset"].update(name={"a": 1}), "field dataset.name must be a string, not an object"),
+    (lambda d: d.update(format_version=True), "results format version True"),
+    (lambda d: d["samples"].update(invalid=["x"]), "field samples.invalid[0] must be an object, not a string"),
+    (lambda d: d["samples"].update(scored=3, expected=2), "field samples.scored is 3, more than samples.expected"),
+    (lambda d: d["dataset"].update(content_hash="g" * 64), "field dataset.content_hash must be 64 lower-case hex"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), WRONG_TYPES)
+def test_wrong_types_in_a_results_file_are_refused_naming_file_and_field(results_files, tmp_path, change, message):
+    bad = mutated(results_files["max"], tmp_path / "bad.json", change)
+    result = run(["leaderboard", str(results_files["average"]), str(bad)], ok=False)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert message in result.output and "bad.json" in result.output
+    with pytest.raises(DemmiError, match="bad.json"):
+        read_results(bad)
+    with pytest.raises(DemmiError, match="bad.json"):  # dicts handed to the library are checked the same way
+        render_leaderboard([read_results(results_files["average"]), json.loads(bad.read_text())],
+                           ["a.json", str(bad)])
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ('"inf"', "is 'inf', but CC cannot be infinite"),
+    ('"-inf"', "is '-inf', but CC cannot be infinite"),
+    ('"nan"', "must be a number or null, not a string 'nan'"),
+    ("NaN", "non-finite number NaN"),
+    ("Infinity", "non-finite number Infinity"),
+    ("1e999", "overflows to infinity"),
+])
+def test_non_finite_metric_values_are_refused(results_files, tmp_path, raw, message):
+    text = results_files["max"].read_text()
+    data = json.loads(text)
+    cc = _mean_row(data)["values"]["CC"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(text.replace(f'"CC": {json.dumps(cc)}', f'"CC": {raw}', 1)
+                   .replace(f'"CC": {cc!r}', f'"CC": {raw}', 1))
+    assert bad.read_text() != text
+    result = run(["leaderboard", str(results_files["average"]), str(bad)], ok=False)
+    assert result.exit_code != 0 and message in result.output and "bad.json" in result.output
+
+
+def test_infinite_psnr_is_legitimate(results_files, tmp_path):
+    """PSNR is +inf when the fused image equals both sources (docs/metrics.md): such files stay readable."""
+    def change(d):
+        key = next(k for k in d["metrics"] if k.startswith("PSNR"))
+        _mean_row(d)["values"][key] = "inf"
+    ok = mutated(results_files["max"], tmp_path / "ok.json", change)
+    text = run(["leaderboard", str(results_files["average"]), str(ok)]).output
+    assert "| max | " in text and "| inf |" in text
+
+
+def test_deeply_nested_results_are_refused(results_files, tmp_path):
+    data = json.loads(results_files["max"].read_text())
+    deep = tmp_path / "deep.json"
+    body = json.dumps(data)[:-1] + ', "provenance2": ' + "[" * 100000 + "]" * 100000 + "}"
+    deep.write_text(body)
+    result = run(["leaderboard", str(results_files["average"]), str(deep)], ok=False)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "deep.json" in result.output and "nested" in result.output and "16 levels" in result.output
+
+
+def test_injected_method_names_are_refused(results_files, tmp_path):
+    for method in ("x | 99 |\n| evil", "=HYPERLINK(\"http://e\")", "a\rb"):
+        bad = mutated(results_files["max"], tmp_path / "bad.json", lambda d, m=method: d.update(method=m))
+        result = run(["leaderboard", str(results_files["average"]), str(bad)], ok=False)
+        assert result.exit_code != 0 and "not a valid method name" in result.output and "bad.json" in result.output
+
+
+def test_text_from_results_files_is_escaped_in_markdown_and_csv(results_files):
+    a = read_results(results_files["average"])
+    b = read_results(results_files["max"])
+    for r in (a, b):
+        r["dataset"]["name"] = '=HYPERLINK("http://e")|x\n| evil | 1 |'
+        r["split"] = "test|\nrow"
+    md = render_leaderboard([a, b], ["a.json", "b.json"])
+    lines = md.splitlines()
+    assert len(lines) == 6  # caption, blank, header, rule, two methods: nothing injected
+    assert '=HYPERLINK("http://e")\\|x \\| evil \\| 1 \\|' in lines[0] and "split test\\| row" in lines[0]
+    rows = list(csv.reader(io.StringIO(render_leaderboard([a, b], ["a.json", "b.json"], fmt="csv"))))
+    assert len(rows) == 3
+    assert rows[1][1] == "'" + a["dataset"]["name"] and rows[1][0] == "average"
+    assert float(rows[1][-1]) == decode_float(_mean_row(a)["values"][a["metrics"][-1]])

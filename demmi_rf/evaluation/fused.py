@@ -13,6 +13,7 @@ of the sample's height and width. :func:`scan_fused` sorts a folder against the 
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..errors import DemmiError
 from ..ids import from_safe_name, safe_name
+from ..sources.images import DEFAULT_MAX_PIXELS
 
 SUFFIX = ".png"
 _MODE_PROBLEMS = {
@@ -60,15 +62,20 @@ def fused_path(folder: str | Path, sample_id: str) -> Path:
     return Path(folder) / (safe_name(sample_id) + SUFFIX)
 
 
-def _check_header(path: Path, size: tuple[int, int]) -> str | None:
+def _check_header(path: Path, size: tuple[int, int], max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
     """The problem with the image at ``path`` (``None`` when usable); reads the header only."""
     from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
 
     try:
         with Image.open(path) as im:
             fmt, mode, (w, h) = im.format, im.mode, im.size
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:
+        return f"declares more pixels than Pillow opens ({exc}); refused before decoding"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
         return f"not a readable image ({exc})"
+    if w * h > max_pixels:
+        return (f"is {h}x{w} (HxW) = {w * h} pixels, more than the limit of {max_pixels}; refused before decoding "
+                "(raise it with --max-pixels if the dataset's samples are that large)")
     if fmt != "PNG":
         return f"is a {fmt} file named .png; save PNG"
     if mode not in ("L", "RGB"):
@@ -78,8 +85,10 @@ def _check_header(path: Path, size: tuple[int, int]) -> str | None:
     return None
 
 
-def scan_fused(folder: str | Path, expected: Mapping[str, tuple[int, int]]) -> FusedScan:
+def scan_fused(folder: str | Path, expected: Mapping[str, tuple[int, int]],
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> FusedScan:
     """Sort the entries of ``folder`` against ``expected`` (sample id -> (height, width)); see the module doc.
+    Every header is checked before anything is decoded: more than ``max_pixels`` pixels is unusable.
 
     Raises :class:`~demmi_rf.errors.DemmiError` when ``folder`` is not a folder.
     """
@@ -98,7 +107,7 @@ def scan_fused(folder: str | Path, expected: Mapping[str, tuple[int, int]]) -> F
         if not entry.is_file():
             invalid[sample] = f"{name} is not a regular file"
             continue
-        problem = _check_header(entry, expected[sample])
+        problem = _check_header(entry, expected[sample], max_pixels)
         if problem is None:
             found[sample] = entry
         else:
@@ -107,18 +116,25 @@ def scan_fused(folder: str | Path, expected: Mapping[str, tuple[int, int]]) -> F
     return FusedScan(root, found, missing, invalid, tuple(extra))
 
 
-def read_fused(path: str | Path) -> np.ndarray:
-    """Decode a fused PNG: uint8 HxW (gray) or HxWx3 (RGB). DemmiError naming the file when it cannot."""
+def read_fused(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a fused PNG: uint8 HxW (gray) or HxWx3 (RGB). DemmiError naming the file when it cannot, or when
+    its header declares more than ``max_pixels`` pixels (checked before decoding)."""
     from PIL import Image  # noqa: PLC0415
 
     p = Path(path)
     try:
         with Image.open(p) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise DemmiError(f"{p}: is {h}x{w} (HxW) = {w * h} pixels, more than the limit of {max_pixels}; "
+                                 "refused before decoding")
             im.load()
             if im.mode not in ("L", "RGB"):
                 raise DemmiError(f"{p}: {_MODE_PROBLEMS.get(im.mode, 'is not 8-bit gray or RGB')}")
             return np.asarray(im).copy()
     except DemmiError:
         raise
-    except (OSError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise DemmiError(f"{p}: declares more pixels than Pillow opens ({exc}); refused before decoding") from None
+    except (OSError, ValueError, SyntaxError, struct.error) as exc:
         raise DemmiError(f"{p}: cannot decode the fused image ({exc})") from exc

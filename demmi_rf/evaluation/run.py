@@ -9,8 +9,17 @@ from typing import Any
 
 from .. import __version__
 from ..errors import DemmiError
+from ..sources.images import DEFAULT_MAX_PIXELS
 from .fused import FusedScan, scan_fused
-from .results import FORMAT, FORMAT_VERSION, csv_bytes, encode_float, provenance
+from .results import (
+    FORMAT,
+    FORMAT_VERSION,
+    check_method_name,
+    check_results_paths,
+    csv_bytes,
+    encode_float,
+    provenance,
+)
 from .score import REFERENCES, score_samples
 from .table import TableRow, setting_table
 
@@ -54,18 +63,26 @@ def evaluate_fused(dataset: str | Path, fused: str | Path, method: str, split: s
                    profile: str = "tang", reference: str = "clean", settings: Iterable[str] | None = None,
                    allow_missing: bool = False, workers: int = 1, per_sample_file: str = "results.csv",
                    progress: Callable[[int], None] | None = None,
-                   on_scan: Callable[[FusedScan], None] | None = None) -> Evaluation:
+                   on_scan: Callable[[FusedScan], None] | None = None, out: str | Path | None = None,
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> Evaluation:
     """Score the fused images in ``fused`` for every sample of ``split`` (and ``settings``) of ``dataset``.
 
     Missing or unusable images (wrong size, alpha, 16-bit...) raise :class:`DemmiError` listing them unless
     ``allow_missing``; they are then left out and recorded. Extra files are recorded and ignored.
     ``on_scan(scan)`` is called once the folder is sorted (before any scoring), e.g. to size a progress bar.
+    ``method`` must be a valid method name (:data:`~demmi_rf.evaluation.results.METHOD_NAME`). With ``out`` (the
+    results file that will be written), :func:`~demmi_rf.evaluation.results.check_results_paths` refuses, before
+    any work, an ``out`` that would overwrite an input or land in a dataset folder. Fused images declaring more
+    than ``max_pixels`` pixels are refused from their header (they cannot match a sample anyway).
     """
     from ..metrics import get_profile  # noqa: PLC0415
     from ..store import open_dataset  # noqa: PLC0415
 
     if not method or not method.strip():
         raise DemmiError("a method name is required (--method)")
+    check_method_name(method, "--method")
+    if out is not None:
+        check_results_paths(out, per_sample_file, inputs=(dataset, fused))
     if reference not in REFERENCES:
         raise DemmiError(f"unknown reference {reference!r}; choose from {', '.join(REFERENCES)}")
     try:
@@ -81,7 +98,7 @@ def evaluate_fused(dataset: str | Path, fused: str | Path, method: str, split: s
         raise DemmiError(f"{dataset}: split {split!r} has no samples to score")
     meta = {sid: (pid, st, int(h), int(w)) for sid, pid, st, h, w in
             zip(rows["sample_id"], rows["pair_id"], rows["setting"], rows["height"], rows["width"])}
-    scan = scan_fused(fused, {sid: (m[2], m[3]) for sid, m in meta.items()})
+    scan = scan_fused(fused, {sid: (m[2], m[3]) for sid, m in meta.items()}, max_pixels=max_pixels)
     if on_scan is not None:
         on_scan(scan)
     if not scan.found:
@@ -90,7 +107,8 @@ def evaluate_fused(dataset: str | Path, fused: str | Path, method: str, split: s
         raise DemmiError(problems_message(scan) + "\nrefusing to score an incomplete submission; pass "
                          "--allow-missing to score the images present (the results then record what is missing)")
     jobs = [(sid, str(scan.found[sid])) for sid in meta if sid in scan.found]
-    scores = score_samples(root, jobs, prof.name, reference, workers=workers, progress=progress)
+    scores = score_samples(root, jobs, prof.name, reference, workers=workers, progress=progress,
+                           max_pixels=max_pixels)
     keys = list(prof.keys)
     sample_rows = []
     nan_list = []

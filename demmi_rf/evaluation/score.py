@@ -43,21 +43,21 @@ def score_arrays(fused: Any, ir: Any, vis: Any, profile: str) -> tuple[dict[str,
 _STATE: dict[str, Any] = {}
 
 
-def _init(root: str, profile: str, reference: str, threads: int | None) -> None:
+def _init(root: str, profile: str, reference: str, threads: int | None, max_pixels: int | None = None) -> None:
     from ..store import open_dataset  # noqa: PLC0415
 
     if threads is not None:
         import cv2  # noqa: PLC0415
 
         cv2.setNumThreads(threads)
-    _STATE.update(ds=open_dataset(root), profile=profile, arrays=REFERENCES[reference])
+    _STATE.update(ds=open_dataset(root), profile=profile, arrays=REFERENCES[reference], max_pixels=max_pixels)
 
 
 def _score(job: tuple[str, str]) -> SampleScore:
     from .fused import read_fused  # noqa: PLC0415
 
     sample_id, path = job
-    fused = read_fused(path)
+    fused = read_fused(path, max_pixels=_STATE["max_pixels"]) if _STATE.get("max_pixels") else read_fused(path)
     ir_name, vis_name = _STATE["arrays"]
     refs = _STATE["ds"].read(sample_id, arrays=(ir_name, vis_name))
     values, reasons = score_arrays(fused, refs[ir_name], refs[vis_name], _STATE["profile"])
@@ -71,13 +71,16 @@ def _release() -> None:
 
 
 def score_samples(root: str, jobs: Sequence[tuple[str, str]], profile: str, reference: str, workers: int = 1,
-                  progress: Callable[[int], None] | None = None) -> list[SampleScore]:
+                  progress: Callable[[int], None] | None = None,
+                  max_pixels: int | None = None) -> list[SampleScore]:
     """Scores of ``jobs`` (``(sample id, fused png path)``), in the order given. ``workers > 1`` runs a
-    process pool (one OpenCV thread each); scores do not depend on the worker count."""
+    process pool (one OpenCV thread each); scores do not depend on the worker count. ``max_pixels`` bounds the
+    fused images decoded (default: :data:`~demmi_rf.sources.images.DEFAULT_MAX_PIXELS`)."""
     if reference not in REFERENCES:
         raise ValueError(f"reference must be one of {', '.join(REFERENCES)}, got {reference!r}")
     return map_in_workers(
-        _score, jobs, workers=int(workers), initializer=_init, initargs=(root, profile, reference, 1),
-        serial_initargs=(root, profile, reference, None), release=_release, preload=["demmi_rf.evaluation.score"],
+        _score, jobs, workers=int(workers), initializer=_init, initargs=(root, profile, reference, 1, max_pixels),
+        serial_initargs=(root, profile, reference, None, max_pixels), release=_release,
+        preload=["demmi_rf.evaluation.score"],
         progress=progress,
     )
