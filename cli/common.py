@@ -39,9 +39,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 def progress_option(f: F) -> F:
     """``--progress/--no-progress`` (default: automatic) as the ``progress`` argument (None/True/False)."""
     return click.option(
-        "--progress/--no-progress", "progress", default=None,
+        "--progress/--no-progress", "progress", default=None, callback=_check_progress,
         help="Progress on stderr. Default: a bar on a terminal, '[demmi] ...' lines with rate and ETA otherwise "
              f"(every ${PROGRESS_INTERVAL_ENV} s, default 30); --no-progress: none.")(f)
+
+
+def _check_progress(ctx: click.Context, param: click.Parameter, value: bool | None) -> bool | None:
+    if value is not False:
+        log_interval()  # a bad $DEMMI_PROGRESS_INTERVAL is refused before any work
+    return value
 
 
 def log_interval() -> float:

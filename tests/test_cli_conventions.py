@@ -113,6 +113,7 @@ def test_a_bad_progress_interval_is_a_usage_error(tmp_path):
     r = invoke(["build", "--out", str(tmp_path / "a"), "--degradations", "clean"],
                env={"DEMMI_PROGRESS_INTERVAL": "soon"})
     assert r.exit_code == 2 and "DEMMI_PROGRESS_INTERVAL" in r.stderr
+    assert not (tmp_path / "a").exists()  # refused before any work
 
 
 def test_the_cli_has_one_progress_mechanism():
