@@ -322,7 +322,7 @@ def test_scan_cli_reports_and_continues(good_root, samples_dir, tmp_path):
 
 
 def test_scan_cli_json(samples_dir):
-    out = CliRunner().invoke(cli, ["scan", str(samples_dir), "--json"])
+    out = CliRunner().invoke(cli, ["scan", str(samples_dir), "--json", "--no-progress"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)  # progress lines go to stderr
     assert doc["n_pairs"] == 9 and doc["problems"] == []
