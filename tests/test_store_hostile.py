@@ -84,8 +84,19 @@ def _craft(root: Path, kind: str, outside: Path) -> pd.Series:
     shape = (int(row.height), int(row.width), 3)
     assert shape == (480, 640, 3)
     with h5py.File(root / row.shard, "r+") as h5:
+        original = h5[row.vis_path][()]
         del h5[row.vis_path]
-        if kind == "external storage":
+        if kind == "committed datatype":  # in-file, harmless, but nothing a build writes
+            h5[row.vis_path] = original
+            h5["meta/type"] = np.dtype("u1")
+        elif kind == "compact layout":
+            h5[row.vis_path] = original
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_layout(h5py.h5d.COMPACT)
+            space = h5py.h5s.create_simple((16,))
+            h5py.h5d.create(h5.id, b"meta/compact", h5py.h5t.NATIVE_UINT8, space, dcpl=dcpl).write(
+                h5py.h5s.ALL, h5py.h5s.ALL, np.zeros(16, np.uint8))
+        elif kind == "external storage":
             h5.create_dataset(row.vis_path, shape=shape, dtype="u1",
                               external=[(str(outside / "secret.bin"), 0, int(np.prod(shape)))])
         elif kind == "external link":
@@ -106,7 +117,8 @@ def _craft(root: Path, kind: str, outside: Path) -> pd.Series:
 
 
 HOSTILE = {"external storage": "external raw storage", "external link": "is an external link",
-           "soft link": "is a soft link", "virtual": "virtual dataset", "lzf filter": "filter(s) 32000"}
+           "soft link": "is a soft link", "virtual": "virtual dataset", "lzf filter": "filter(s) 32000",
+           "committed datatype": "/meta/type is a committed datatype", "compact layout": "is a compact dataset"}
 
 
 @pytest.fixture(params=list(HOSTILE))

@@ -9,18 +9,19 @@ Reader API (``docs/dataset-layout.md``)::
         arrays = ds.read(rows.sample_id[0], arrays=("vis", "ir_clean"), window=(0, 0, 128, 128))
 """
 
-from .card import card_bytes, card_hash, read_card
+from .card import Card, card_bytes, card_hash, load_card, read_card
 from .checksums import array_sha256, file_sha256
 from .identity import content_hash, content_text
 from .layout import ARRAYS, CARD, MANIFEST, SHARD_DIR, STORAGE, shard_file
 from .manifest import read_manifest, rows_to_frame
 from .reader import Dataset, open_dataset
-from .shard import ShardWriter, open_shard
+from .safe import open_shard
+from .shard import ShardWriter
 from .verify import Problem, VerifyReport, verify_dataset
 
 __all__ = [
-    "ARRAYS", "CARD", "MANIFEST", "SHARD_DIR", "STORAGE", "Dataset", "Problem", "ShardWriter", "VerifyReport",
+    "ARRAYS", "CARD", "MANIFEST", "SHARD_DIR", "STORAGE", "Card", "Dataset", "Problem", "ShardWriter", "VerifyReport",
     "array_sha256", "card_bytes", "card_hash", "content_hash", "content_text",
-    "file_sha256", "open_dataset", "open_shard", "read_card",
+    "file_sha256", "load_card", "open_dataset", "open_shard", "read_card",
     "read_manifest", "rows_to_frame", "shard_file", "verify_dataset",
 ]

@@ -201,16 +201,26 @@ def check_structure(h5: h5py.File, name: str) -> None:
             why = "it would read another file" if kind != h5l.TYPE_SOFT else "it aliases another object"
             raise ShardError(f"shard {name}: /{link} is {what}{target}; a shard holds only its own groups and "
                              f"datasets, each under one name (refused: {why})")
-    for link, _ in links:
+    objects: list[tuple[str, int]] = []  # each object once, however many hard links name it
+
+    def on_object(obj: bytes, info: h5o.ObjInfo) -> None:
+        objects.append((obj.decode("utf-8", "replace"), info.type))
+
+    try:
+        h5o.visit(h5.id, on_object, info=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ShardError(f"shard {name}: its objects cannot be listed (corrupted?): {exc}") from exc
+    for obj, kind in objects:
+        if kind == h5o.TYPE_GROUP:
+            continue
+        if kind != h5o.TYPE_DATASET:
+            what = "a committed datatype" if kind == h5o.TYPE_NAMED_DATATYPE else f"an object of type {kind}"
+            raise ShardError(f"shard {name}: /{obj} is {what}; a shard holds only groups and datasets")
         try:
-            oid = h5o.open(h5.id, link.encode("utf-8"))
+            oid = h5d.open(h5.id, obj.encode("utf-8"))
         except Exception as exc:  # noqa: BLE001
-            raise ShardError(f"shard {name}: /{link} cannot be opened (corrupted?): {exc}") from exc
-        if isinstance(oid, h5d.DatasetID):
-            _check_dataset(oid, name, link)
-        elif not isinstance(oid, h5py.h5g.GroupID):
-            what = "a committed datatype" if isinstance(oid, h5t.TypeID) else f"a {type(oid).__name__}"
-            raise ShardError(f"shard {name}: /{link} is {what}; a shard holds only groups and datasets")
+            raise ShardError(f"shard {name}: /{obj} cannot be opened (corrupted?): {exc}") from exc
+        _check_dataset(oid, name, obj)
 
 
 def _link_target(h5: h5py.File, link: str) -> str:
