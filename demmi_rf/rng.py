@@ -81,3 +81,47 @@ def below(rng: np.random.Generator, n: int) -> int:
         m = (int(rng.bit_generator.random_raw()) & 0xFFFFFFFF) * n
         if m & 0xFFFFFFFF >= reject_below:
             return m >> 32
+
+
+class Stream:
+    """The narrow random stream a degradation atom receives: nothing but documented functions of raw words.
+
+    It wraps one sample stream's generator (:func:`generator`) and exposes only the portable draws, so an atom
+    cannot reach numpy's version-dependent samplers (``Generator.normal``, ``.integers`` on other sizes,
+    ``.choice``...) by accident: the portability rule is enforced by the type an atom is given.
+
+    * :meth:`uniform` — (w >> 11)·2⁻⁵³ ∈ [0, 1) for the next raw word w (:func:`uniform`);
+    * :meth:`uniforms` — n of those, in stream order (vectorised; the same values as n calls of :meth:`uniform`);
+    * :meth:`below` — an unbiased integer in [0, n) (:func:`below`, Lemire's method);
+    * :meth:`normal` — float32 N(0, scale²) draws (:func:`demmi_rf.ziggurat.normal`).
+
+    Draws are consumed in call order; two streams built from the same generator state give the same values.
+    """
+
+    __slots__ = ("_rng",)
+
+    def __init__(self, rng: np.random.Generator):
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"Stream wraps a numpy Generator, got {type(rng).__name__}")
+        self._rng = rng
+
+    def uniform(self) -> float:
+        """One uniform number in [0, 1) (53 random bits, exact)."""
+        return uniform(self._rng)
+
+    def uniforms(self, n: int) -> np.ndarray:
+        """``n`` uniform float64 numbers in [0, 1): ``(w >> 11) · 2⁻⁵³`` for the next n raw words, in order."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"uniforms() needs a non-negative integer count, got {n!r}")
+        words = self._rng.bit_generator.random_raw(int(n)).astype(np.uint64, copy=False)
+        return (words >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+    def below(self, n: int) -> int:
+        """A uniform integer in [0, n), 1 ≤ n ≤ 2³² (no bias)."""
+        return below(self._rng, n)
+
+    def normal(self, shape: int | tuple[int, ...], scale: float = 1.0) -> np.ndarray:
+        """float32 normals N(0, scale²) of ``shape`` from the toolkit's ziggurat sampler."""
+        from . import ziggurat  # noqa: PLC0415 - ziggurat imports this module's neighbours lazily
+
+        return ziggurat.normal(self._rng, shape, scale)
