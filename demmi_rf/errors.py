@@ -68,6 +68,10 @@ class SizeMismatchError(PairError):
     kind = "size-mismatch"
 
 
+class MemoryBudgetError(DemmiError):
+    """A build would need more memory than is available (the message gives the estimate and the numbers)."""
+
+
 # --- synthesis ------------------------------------------------------------------------------------------
 class SettingError(DemmiError, ValueError):
     """An unknown atom, two noise levels, an empty setting..."""

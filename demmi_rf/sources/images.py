@@ -60,14 +60,24 @@ def check_max_pixels(max_pixels: int) -> int:
     return int(max_pixels)
 
 
-def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """``(width, height)`` declared by an image file's header (nothing is decoded).
+def _honour_limit(max_pixels: int) -> None:
+    """Pillow refuses images over twice ``PIL.Image.MAX_IMAGE_PIXELS`` inside ``open()``; a limit raised above it
+    on purpose (``max_pixels``) raises Pillow's, for this process (never lowers it)."""
+    max_pixels = check_max_pixels(max_pixels)
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def image_size(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` declared by an image file's header (nothing is decoded). ``max_pixels`` above
+    Pillow's own limit raises that limit, as the readers do.
 
     Raises :class:`~demmi_rf.errors.UnreadableImageError` naming the file when it is not a readable image, and
     :class:`~demmi_rf.errors.ImageTooLargeError` when Pillow refuses to open it (over twice
     ``PIL.Image.MAX_IMAGE_PIXELS``).
     """
     path = Path(path)
+    _honour_limit(max_pixels)
     try:
         with _open_image(path) as im:
             return int(im.size[0]), int(im.size[1])
@@ -141,10 +151,7 @@ def _declared_bits(im: Image.Image, path: Path) -> int:
 def _decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, int, str]:
     """Check the header against ``max_pixels``, then decode fully; return (array, declared bits per sample,
     Pillow mode after the conversions of the module docstring)."""
-    max_pixels = check_max_pixels(max_pixels)
-    if max_pixels > (Image.MAX_IMAGE_PIXELS or 0) and Image.MAX_IMAGE_PIXELS is not None:
-        # Pillow refuses above twice its own limit inside open(); an explicitly raised limit must be honoured
-        Image.MAX_IMAGE_PIXELS = max_pixels
+    _honour_limit(max_pixels)
     try:
         with _open_image(path) as im:
             _check_pixels(path, im.size, max_pixels)
