@@ -199,3 +199,18 @@ def test_exif_orientation_is_ignored_pixels_as_stored(tmp_path):
     got = read_vis(path)
     assert got.shape == (40, 64, 3)
     assert got[:, :28, 0].mean() > 190 and got[:, 36:].mean() < 10
+
+
+def test_scan_max_pixels_option(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from demmi_cli.main import cli
+
+    root = tmp_path / "TNO"
+    _pair(root, "a", size=40)
+    low = CliRunner().invoke(cli, ["scan", str(root), "--json", "--max-pixels", "1599"], catch_exceptions=False)
+    assert low.exit_code == 1 and {p["kind"] for p in json.loads(low.stdout)["problems"]} == {"too-large"}
+    ok = CliRunner().invoke(cli, ["scan", str(root), "--json", "--max-pixels", "1600"], catch_exceptions=False)
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["n_pairs"] == 1
