@@ -214,3 +214,15 @@ def test_scan_max_pixels_option(tmp_path):
     assert low.exit_code == 1 and {p["kind"] for p in json.loads(low.stdout)["problems"]} == {"too-large"}
     ok = CliRunner().invoke(cli, ["scan", str(root), "--json", "--max-pixels", "1600"], catch_exceptions=False)
     assert ok.exit_code == 0 and json.loads(ok.stdout)["n_pairs"] == 1
+
+
+def test_baseline_refuses_fused_names_too_long_before_any_work(tmp_path):
+    from demmi_rf.baselines.run import check_fused_names, write_png_atomic
+    from demmi_rf.errors import DemmiError
+
+    ok = "tno/" + "y" * (MAX_PAIR_NAME - len("tno__")) + "@noise50+defocus+haze+stripe"
+    check_fused_names([ok])  # the longest id scan accepts, with the longest setting, fits
+    with pytest.raises(DemmiError, match="too long for a fused file name"):
+        check_fused_names([ok, "tno/" + "x" * 240 + "@clean"])
+    with pytest.raises(DemmiError, match="cannot write the fused image"):
+        write_png_atomic(tmp_path / ("z" * 300 + ".png"), np.zeros((4, 4), np.uint8))

@@ -28,6 +28,21 @@ def fused_name(sample_id: str) -> str:
     return safe_name(sample_id) + FUSED_SUFFIX
 
 
+def check_fused_names(sample_ids: Iterable[str]) -> None:
+    """:class:`DemmiError` before any work when a sample's fused file name (plus the temporary-file affixes of an
+    atomic write) would exceed the file-name limit of common file systems (255 bytes). ``demmi scan`` and
+    ``demmi build`` already refuse pair ids this long, so only a dataset built otherwise can hold one."""
+    from ..sources.discover import ATOMIC_AFFIXES, NAME_MAX  # noqa: PLC0415
+
+    limit = NAME_MAX - ATOMIC_AFFIXES
+    too_long = [s for s in sample_ids if len(fused_name(s).encode("utf-8")) > limit]
+    if too_long:
+        first = fused_name(too_long[0])
+        raise DemmiError(f"{len(too_long)} sample id(s) too long for a fused file name (at most {limit} bytes with "
+                         f"the .png suffix), e.g. {first[:60]}... ({len(first.encode('utf-8'))} bytes); rename the "
+                         "pair and rebuild the dataset")
+
+
 def encode_png(img: np.ndarray) -> bytes:
     """PNG bytes of a uint8 gray (HxW) or RGB (HxWx3) image (OpenCV encoder, default compression)."""
     import cv2  # noqa: PLC0415
@@ -42,10 +57,15 @@ def encode_png(img: np.ndarray) -> bytes:
 
 
 def write_png_atomic(path: str | Path, img: np.ndarray) -> None:
-    """Write ``img`` as PNG to ``path`` through a temporary file and a rename."""
+    """Write ``img`` as PNG to ``path`` through a temporary file and a rename; DemmiError naming the file when
+    the system refuses (disk full, name too long, permission)."""
     from ..store.atomic import write_bytes_atomic  # noqa: PLC0415
 
-    write_bytes_atomic(path, encode_png(img))
+    data = encode_png(img)
+    try:
+        write_bytes_atomic(path, data)
+    except OSError as exc:
+        raise DemmiError(f"cannot write the fused image {path}: {exc.strerror or exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,11 @@ def run_baseline(name: str, dataset: str | Path, out: str | Path, split: str | N
     get(name)  # unknown names fail before any work
     ds = open_dataset(dataset)
     rows = ds.samples(split=split, settings=list(settings) if settings is not None else None)
+    try:
+        check_fused_names(rows["sample_id"])
+    except DemmiError:
+        ds.close()
+        raise
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(sid, _atoms(setting), str(out_dir)) for sid, setting in zip(rows["sample_id"], rows["setting"])]

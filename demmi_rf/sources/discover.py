@@ -26,10 +26,13 @@ Check = Literal["full", "none"]
 
 #: Longest file name (bytes) on the common file systems (ext4, XFS, APFS, NTFS in UTF-16 units).
 NAME_MAX = 255
+#: What an atomic write adds to a file name for its temporary file: ``.<name>.<pid>-<8 hex>.tmp`` with a pid of
+#: up to 7 digits (:func:`demmi_rf.store.atomic.temp_path`).
+ATOMIC_AFFIXES = 1 + 1 + 7 + 1 + 8 + len(".tmp")
 #: Longest safe pair id (``<source>__<stem>``, ASCII bytes) accepted: the rest of :data:`NAME_MAX` is left for what
 #: the toolkit appends to make file names: ``@<setting>`` (up to 64 characters), ``.png``, and the temporary-file
 #: affixes of an atomic write (``.<name>.<pid>-<token>.tmp``, 22 characters).
-MAX_PAIR_NAME = NAME_MAX - 64 - 1 - len(".png") - 22
+MAX_PAIR_NAME = NAME_MAX - 64 - 1 - len(".png") - ATOMIC_AFFIXES
 
 
 def read_pair(record: PairRecord, ir16: Ir16 = "error", max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedPair:
