@@ -107,28 +107,11 @@ def _csv_rows(data: bytes) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
 
 
-@pytest.mark.slow
-def test_average_baseline_regenerates(tmp_path):
-    from demmi_rf.build import build_dataset
-
-    ds = tmp_path / "dataset"
-    build_dataset(ds, [], workers=2)  # the embedded samples, default recipe: what regenerate.sh builds
-    fused = tmp_path / "fused"
-    run(["baseline", "average", "--dataset", str(ds), "--out", str(fused), "--workers", "2", "--no-progress"])
-    out = tmp_path / "average.json"
-    run(["eval", "--dataset", str(ds), "--fused", str(fused), "--method", "average", "--profile", "tang",
-         "--out", str(out), "--workers", "2", "--no-progress"])
-    committed = read_results(TABLES / "tang" / "average.json")
-    fresh = read_results(out)
-    # 1. the same pixels: same recipe, samples and pixel arrays (the card hash, which also covers the HDF5 file
-    # bytes of this machine's h5py/HDF5/zlib build, is provenance and may differ)
-    assert fresh["dataset"]["content_hash"] == committed["dataset"]["content_hash"], (
-        "the embedded-sample build gives different content (recipe, samples or pixels); regenerate "
-        "manifests/baselines")
-    assert "card_hash" not in comparable(fresh)["dataset"] and fresh["dataset"]["card_hash"]
+def assert_reproduces(fresh: dict, fresh_csv: bytes, committed: dict, committed_csv: bytes,
+                      leaderboard: list[str]) -> None:
+    """Points 2-4 of the module docstring: ``fresh`` (a new evaluation) against the ``committed`` results."""
     # 2. the printed tables: the leaderboard row and the per-setting table, at their 4 decimals
-    row = [ln for ln in render_leaderboard([fresh], [str(out)]).splitlines() if ln.startswith("| average |")]
-    leaderboard = (TABLES / "tang" / "leaderboard.md").read_text(encoding="utf-8").splitlines()
+    row = [ln for ln in render_leaderboard([fresh], ["fresh"]).splitlines() if ln.startswith(f"| {fresh['method']} |")]
     assert len(row) == 1 and row[0] in leaderboard
     assert _printed_table(fresh) == _printed_table(committed)
     # 3. every number within REL_TOL: the table, then every per-sample value (ids and other columns exactly)
@@ -137,7 +120,6 @@ def test_average_baseline_regenerates(tmp_path):
         want, got = table_values(committed, r["setting"]), table_values(fresh, r["setting"])
         bad = [k for k in want if not _close(got[k], want[k])]
         assert not bad, f"{r['setting']}: {[(k, got[k], want[k]) for k in bad]}"
-    fresh_csv, committed_csv = out.with_suffix(".csv").read_bytes(), (TABLES / "tang" / "average.csv").read_bytes()
     rows_f, rows_c = _csv_rows(fresh_csv), _csv_rows(committed_csv)
     assert len(rows_f) == len(rows_c) == committed["samples"]["scored"]
     for rf, rc in zip(rows_f, rows_c):
@@ -162,3 +144,57 @@ def test_average_baseline_regenerates(tmp_path):
             return c
 
         assert strip(fresh) == strip(committed)
+
+
+def test_the_reproduction_check_catches_what_it_promises_to():
+    """The committed ``average`` results pass against themselves; a value moved by 1e-12 relative passes the
+    printed and the 1e-9 checks but fails bit for bit (same library versions); moved by 1e-7 it fails even with
+    other library versions."""
+    import copy
+    import json
+
+    committed = read_results(TABLES / "tang" / "average.json")
+    committed_csv = (TABLES / "tang" / "average.csv").read_bytes()
+    leaderboard = (TABLES / "tang" / "leaderboard.md").read_text(encoding="utf-8").splitlines()
+    assert_reproduces(copy.deepcopy(committed), committed_csv, committed, committed_csv, leaderboard)
+
+    def moved(rel: float) -> dict:
+        res = json.loads(json.dumps(committed))
+        cell = res["table"][0]["values"]
+        key = next(k for k, v in cell.items() if isinstance(v, float) and v > 0.1)
+        cell[key] = cell[key] * (1 + rel)
+        return res
+
+    with pytest.raises(AssertionError):
+        assert_reproduces(moved(1e-12), committed_csv, committed, committed_csv, leaderboard)
+    other_versions = moved(1e-12)
+    other_versions["provenance"] = {**other_versions["provenance"], "numpy": "0.0.0"}
+    assert_reproduces(other_versions, committed_csv, committed, committed_csv, leaderboard)
+    other_versions = moved(1e-7)
+    other_versions["provenance"] = {**other_versions["provenance"], "numpy": "0.0.0"}
+    with pytest.raises(AssertionError):
+        assert_reproduces(other_versions, committed_csv, committed, committed_csv, leaderboard)
+
+
+@pytest.mark.slow
+def test_average_baseline_regenerates(tmp_path):
+    from demmi_rf.build import build_dataset
+
+    ds = tmp_path / "dataset"
+    build_dataset(ds, [], workers=2)  # the embedded samples, default recipe: what regenerate.sh builds
+    fused = tmp_path / "fused"
+    run(["baseline", "average", "--dataset", str(ds), "--out", str(fused), "--workers", "2", "--no-progress"])
+    out = tmp_path / "average.json"
+    run(["eval", "--dataset", str(ds), "--fused", str(fused), "--method", "average", "--profile", "tang",
+         "--out", str(out), "--workers", "2", "--no-progress"])
+    committed = read_results(TABLES / "tang" / "average.json")
+    fresh = read_results(out)
+    # 1. the same pixels: same recipe, samples and pixel arrays (the card hash, which also covers the HDF5 file
+    # bytes of this machine's h5py/HDF5/zlib build, is provenance and may differ)
+    assert fresh["dataset"]["content_hash"] == committed["dataset"]["content_hash"], (
+        "the embedded-sample build gives different content (recipe, samples or pixels); regenerate "
+        "manifests/baselines")
+    assert "card_hash" not in comparable(fresh)["dataset"] and fresh["dataset"]["card_hash"]
+    fresh_csv = out.with_suffix(".csv").read_bytes()
+    leaderboard = (TABLES / "tang" / "leaderboard.md").read_text(encoding="utf-8").splitlines()
+    assert_reproduces(fresh, fresh_csv, committed, (TABLES / "tang" / "average.csv").read_bytes(), leaderboard)
