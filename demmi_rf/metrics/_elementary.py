@@ -95,9 +95,20 @@ def _f64(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _elementwise(fn):
+    """Apply ``fn`` (written for 1-D float64 arrays) to any array-like, keeping its shape (0-d included)."""
+    def wrapped(x: np.ndarray) -> np.ndarray:
+        a = _f64(x)
+        return fn(np.ascontiguousarray(a).reshape(-1)).reshape(a.shape)
+
+    wrapped.__name__, wrapped.__qualname__, wrapped.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    return wrapped
+
+
+@_elementwise
 def exp(x: np.ndarray) -> np.ndarray:
     """``e^x`` element-wise (float64; a new array). ``-inf -> 0``, ``inf -> inf``, NaN stays NaN."""
-    z = np.clip(_f64(x), -746.0, 710.0)  # beyond these the result is 0 or inf anyway
+    z = np.clip(x, -746.0, 710.0)  # beyond these the result is 0 or inf anyway
     k = z * _EXP_K
     np.rint(k, out=k)
     r = z - k * _EXP_L1
@@ -120,13 +131,14 @@ def exp(x: np.ndarray) -> np.ndarray:
     return q
 
 
+@_elementwise
 def log(x: np.ndarray) -> np.ndarray:
     """Natural logarithm element-wise (float64; a new array). ``log 0 = -inf``, ``log inf = inf``, NaN for
     negative or NaN input."""
-    v = _f64(x)
+    v = x
     if v.size and not (v.min() >= _TINY and v.max() <= np.finfo(np.float64).max):  # NaN fails both
         return _log_special(v)
-    bits = np.ascontiguousarray(v).view(np.int64)
+    bits = v.view(np.int64)
     e = (bits >> 52) - 1023
     m = ((bits & _MANTISSA) | _ONE_BITS).view(np.float64)  # [1, 2)
     big = m > _SQRT2
@@ -178,9 +190,9 @@ def power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return exp(_f64(y) * log(x))
 
 
+@_elementwise
 def atan(x: np.ndarray) -> np.ndarray:
     """``arctan x`` element-wise in ``[-pi/2, pi/2]`` (fdlibm's algorithm; ``atan(+-inf) = +-pi/2``)."""
-    x = _f64(x)
     t = np.abs(x)
     idx = (t >= 0.4375).astype(np.intp)
     idx += t >= 0.6875
@@ -213,9 +225,9 @@ def atan(x: np.ndarray) -> np.ndarray:
     return np.copysign(r, x, out=r)
 
 
+@_elementwise
 def tan(x: np.ndarray) -> np.ndarray:
     """``tan x`` element-wise for ``|x| < pi/2`` (NaN outside)."""
-    x = _f64(x)
     a = np.abs(x)
     big = a > _PIO4
     y = np.where(big, (_PIO2_HI - a) + _PIO2_LO, a)  # _PIO2_HI - a is exact for a in [pi/4, pi/2]
