@@ -108,7 +108,8 @@ def _elementwise(fn):
 @_elementwise
 def exp(x: np.ndarray) -> np.ndarray:
     """``e^x`` element-wise (float64; a new array). ``-inf -> 0``, ``inf -> inf``, NaN stays NaN."""
-    z = np.clip(x, -746.0, 710.0)  # beyond these the result is 0 or inf anyway
+    normal = bool(x.size) and bool(x.min() >= -708.0) and bool(x.max() <= 709.0)  # NaN: not normal
+    z = x if normal else np.clip(x, -746.0, 710.0)  # beyond these the result is 0 or inf anyway
     k = z * _EXP_K
     np.rint(k, out=k)
     r = z - k * _EXP_L1
@@ -124,8 +125,11 @@ def exp(x: np.ndarray) -> np.ndarray:
     q *= t
     q += t  # 2^(j/64) e^r
     m = ki >> 6  # floor(k / 64)
-    m1 = m >> 1
-    with np.errstate(over="ignore", under="ignore"):  # inf / subnormal or 0 beyond the normal range
+    if normal:  # a normal result: 2^m is a normal double, the scaling is exact
+        q *= ((m + 1023) << 52).view(np.float64)
+        return q
+    m1 = m >> 1  # two exact halves, so that 2^m may be subnormal, 0 or inf
+    with np.errstate(over="ignore", under="ignore"):
         q *= ((m1 + 1023) << 52).view(np.float64)
         q *= ((m - m1 + 1023) << 52).view(np.float64)
     return q
