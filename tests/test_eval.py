@@ -331,3 +331,14 @@ def test_per_sample_csv_text_cells_are_neutralised():
     text = csv_bytes(rows, ["m"]).decode()
     line = text.splitlines()[1]
     assert line.startswith("'=cmd") and ",'+p," in line and line.endswith(",-1.5,")  # numbers untouched
+
+
+def test_read_csv_rows_names_the_bad_cell(tmp_path):
+    bad = tmp_path / "r.csv"
+    bad.write_text("sample_id,pair_id,setting,height,width,fused_channels,CC,nan_reasons\n"
+                   "a/b@clean,a/b,clean,4,x4,1,0.5,\n")
+    with pytest.raises(DemmiError, match="line 2, column width: 'x4' is not a number"):
+        read_csv_rows(bad)
+    (tmp_path / "s.csv").write_text("hello,world\n1,2\n")
+    with pytest.raises(DemmiError, match="not a per-sample CSV"):
+        read_csv_rows(tmp_path / "s.csv")

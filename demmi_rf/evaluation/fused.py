@@ -98,7 +98,11 @@ def scan_fused(folder: str | Path, expected: Mapping[str, tuple[int, int]],
     found: dict[str, Path] = {}
     invalid: dict[str, str] = {}
     extra: list[str] = []
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+    try:
+        entries = sorted(root.iterdir(), key=lambda p: p.name)
+    except OSError as exc:
+        raise DemmiError(f"{root}: cannot list the fused-image folder ({exc.strerror or exc})") from None
+    for entry in entries:
         name = entry.name
         sample = from_safe_name(name[: -len(SUFFIX)]) if name.endswith(SUFFIX) else None
         if sample is None or sample not in expected:

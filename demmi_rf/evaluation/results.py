@@ -102,19 +102,33 @@ def csv_bytes(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> bytes:
 
 
 def read_csv_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Read a per-sample CSV back: fixed columns as strings/ints, metric values as floats."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        fields = reader.fieldnames or []
-        keys = [f for f in fields if f not in CSV_FIXED and f != "nan_reasons"]
-        out = []
-        for r in reader:
-            row: dict[str, Any] = {c: r[c] for c in CSV_FIXED}
-            for c in ("height", "width", "fused_channels"):
-                row[c] = int(row[c])
-            row["values"] = {k: float(r[k]) for k in keys}
-            row["nan_reasons"] = r["nan_reasons"]
-            out.append(row)
+    """Read a per-sample CSV back: fixed columns as strings/ints, metric values as floats. DemmiError naming the
+    file, the line and the column for a missing column or a value that does not parse."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            fields = reader.fieldnames or []
+            absent = [c for c in (*CSV_FIXED, "nan_reasons") if c not in fields]
+            if absent:
+                raise DemmiError(f"{path}: not a per-sample CSV (lacks column(s) {', '.join(absent)})")
+            keys = [f for f in fields if f not in CSV_FIXED and f != "nan_reasons"]
+            out = []
+            for r in reader:
+                column = ""
+                try:
+                    row: dict[str, Any] = {c: r[c] for c in CSV_FIXED}
+                    for column in ("height", "width", "fused_channels"):
+                        row[column] = int(row[column])
+                    row["values"] = {}
+                    for column in keys:
+                        row["values"][column] = float(r[column])
+                except (TypeError, ValueError):
+                    raise DemmiError(f"{path}: line {reader.line_num}, column {column}: "
+                                     f"{str(r.get(column))[:40]!r} is not a number") from None
+                row["nan_reasons"] = r["nan_reasons"]
+                out.append(row)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DemmiError(f"{path}: cannot read the per-sample CSV ({exc})") from exc
     return out
 
 
