@@ -77,6 +77,11 @@ class SettingError(DemmiError, ValueError):
     """An unknown atom, two noise levels, an empty setting..."""
 
 
+class AtomRegistryError(DemmiError, ValueError):
+    """A degradation atom cannot be registered: a duplicate name or label index, a malformed spec, an occupied
+    stage of its modality's chain (:mod:`demmi_rf.degradations.registry`)."""
+
+
 # --- recipes, datasets, shards ------------------------------------------------------------------------
 class RecipeError(DemmiError, ValueError):
     """A recipe file is missing, malformed or invalid."""

@@ -120,8 +120,18 @@ class Stream:
         """A uniform integer in [0, n), 1 ≤ n ≤ 2³² (no bias)."""
         return below(self._rng, n)
 
-    def normal(self, shape: int | tuple[int, ...], scale: float = 1.0) -> np.ndarray:
-        """float32 normals N(0, scale²) of ``shape`` from the toolkit's ziggurat sampler."""
+    def normal(self, shape: int | tuple[int, ...], scale: float = 1.0, *, add_to: np.ndarray | None = None
+               ) -> np.ndarray:
+        """float32 normals N(0, scale²) of ``shape`` from the toolkit's ziggurat sampler.
+
+        With ``add_to`` (a writeable C-contiguous float32 array of that shape) the draws are added to it in place
+        and it is returned: the same bits as ``add_to + normal(shape, scale)`` without the temporary array
+        (:func:`demmi_rf.ziggurat.add_normal`)."""
         from . import ziggurat  # noqa: PLC0415 - ziggurat imports this module's neighbours lazily
 
+        if add_to is not None:
+            want = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+            if add_to.shape != want:
+                raise ValueError(f"normal(add_to=...) needs an array of shape {want}, got {add_to.shape}")
+            return ziggurat.add_normal(self._rng, add_to, scale)
         return ziggurat.normal(self._rng, shape, scale)

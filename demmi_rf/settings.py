@@ -1,10 +1,16 @@
 """Degradation settings: sets of atoms written with ``+`` (benchmark spec section 3).
 
 * The canonical name lists the atoms in the order ``noise*, defocus, haze, stripe`` (``noise50+haze+stripe``);
-  ``clean`` is the empty set.
-* At most one noise level per setting; an atom appears at most once; ``clean`` cannot be combined.
-* Application order is physical, independent of how the name is written: on VIS **haze -> defocus -> noise**
-  (scene, optics, sensor); ``stripe`` acts on IR alone.
+  ``clean`` is the empty set. In general: VIS atoms before IR atoms, each modality's in descending ``stage``
+  (the name reads like a function composition, outermost first), ties by name
+  (:func:`demmi_rf.degradations.canonical_key`).
+* At most one atom of a family per setting (one noise level); an atom appears at most once; ``clean`` cannot be
+  combined.
+* Application order is physical, independent of how the name is written: ascending ``stage`` of the atoms'
+  specs, on VIS **haze -> defocus -> noise** (scene, optics, sensor); ``stripe`` acts on IR alone.
+
+This is the one setting parser of the toolkit: the recipe, the store reader, the Dataset and the label vector
+all call :func:`parse_setting` (or :func:`setting_atoms`).
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .degradations import CLEAN, Atom, get, names
+from .degradations import CLEAN, MODALITIES, AtomSpec, canonical_key, get, names
 from .errors import SettingError, did_you_mean
 
-__all__ = ["Setting", "parse_setting", "valid_names", "CLEAN"]
+Atom = AtomSpec  # the type of a setting's chain elements
+
+__all__ = ["Setting", "parse_setting", "setting_atoms", "valid_names", "CLEAN"]
 
 
 def valid_names() -> str:
@@ -45,9 +53,10 @@ class Setting:
 
     def chain(self, modality: str) -> tuple[Atom, ...]:
         """The atoms acting on ``modality`` (``"vis"`` or ``"ir"``) in application order."""
-        if modality not in ("vis", "ir"):
+        if modality not in MODALITIES:
             raise ValueError(f"modality must be 'vis' or 'ir', got {modality!r}")
-        return tuple(sorted((get(a) for a in self.atoms if get(a).modality == modality), key=lambda a: a.stage))
+        return tuple(sorted((get(a) for a in self.atoms if get(a).modality == modality),
+                            key=lambda a: (a.stage, a.name)))
 
     @property
     def vis_chain(self) -> tuple[Atom, ...]:
@@ -91,13 +100,16 @@ def _canonical(atoms: Iterable[str], where: str) -> tuple[str, ...]:
         if atom in found:
             raise SettingError(f"setting {where}: atom {token!r} given twice; valid: {valid_names()}")
         found.append(atom)
-    noises = [a.name for a in found if a.family == "noise"]
-    if len(noises) > 1:
-        raise SettingError(
-            f"setting {where}: at most one noise level per setting, got {' and '.join(noises)}; "
-            f"valid: {valid_names()}"
-        )
-    return tuple(a.name for a in sorted(found, key=lambda a: a.order))
+    families: dict[str, list[str]] = {}
+    for a in found:
+        families.setdefault(a.family, []).append(a.name)
+    for family, members in families.items():
+        if len(members) > 1:
+            raise SettingError(
+                f"setting {where}: at most one {family} level per setting, got {' and '.join(members)}; "
+                f"valid: {valid_names()}"
+            )
+    return tuple(a.name for a in sorted(found, key=canonical_key))
 
 
 def parse_setting(setting: str | Setting | Iterable[str]) -> Setting:
@@ -124,3 +136,9 @@ def parse_setting(setting: str | Setting | Iterable[str]) -> Setting:
             return Setting(())
         return Setting(_canonical(atoms, where=repr("+".join(map(str, atoms)))))
     raise SettingError(f"a setting must be a string or a Setting, got {type(setting).__name__}")
+
+
+def setting_atoms(setting: str | Setting | Iterable[str]) -> tuple[str, ...]:
+    """The atoms of a setting in canonical order (``"clean"`` -> ``()``; ``"haze+noise50"`` ->
+    ``("noise50", "haze")``); :class:`~demmi_rf.errors.SettingError` as :func:`parse_setting`."""
+    return parse_setting(setting).atoms

@@ -1,9 +1,12 @@
 """Reading parameter ranges of a recipe's ``[degradations.<atom>]`` table, and drawing from them.
 
 Recipe convention: a number is fixed (nothing is drawn); ``[a, b]`` of floats is uniform on ``[a, b]``
-(one :func:`demmi_rf.rng.uniform` draw u, then ``a + (b - a) * u``); a list of integers is a uniform choice
-among them (one :func:`demmi_rf.rng.below` draw).
+(one :meth:`demmi_rf.rng.Stream.uniform` draw u, then ``a + (b - a) * u``); a list of integers is a uniform
+choice among them (one :meth:`demmi_rf.rng.Stream.below` draw).
 Malformed ranges raise :class:`~demmi_rf.errors.RecipeError` naming ``degradations.<atom>.<key>``.
+
+The ``rng`` argument is a :class:`demmi_rf.rng.Stream` (a numpy Generator is wrapped in one); only its
+portable draws are used. :func:`draw_param` draws a parameter by its schema (:class:`.registry.Param`).
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import rng as _rng
 from ..errors import RecipeError
+from .registry import CHOICE, FIXED, Param, as_stream
 
 
 def _is_number(v: Any) -> bool:
@@ -38,11 +41,9 @@ def fixed(ranges: Mapping[str, Any], key: str, atom: str, lo: float = -np.inf, h
     return _check(float(v), key, atom, lo, hi)
 
 
-def uniform(
-    rng: np.random.Generator, ranges: Mapping[str, Any], key: str, atom: str,
-    lo: float = -np.inf, hi: float = np.inf,
-) -> float:
-    """A number: fixed if the range is a number, else ``a + (b - a) * u`` for ``[a, b]``, u = ``rng.uniform``."""
+def uniform(rng: Any, ranges: Mapping[str, Any], key: str, atom: str,
+            lo: float = -np.inf, hi: float = np.inf) -> float:
+    """A number: fixed if the range is a number, else ``a + (b - a) * u`` for ``[a, b]``, u = ``rng.uniform()``."""
     v = value(ranges, key, atom)
     if _is_number(v):
         return _check(float(v), key, atom, lo, hi)
@@ -55,15 +56,13 @@ def uniform(
         # The multiply and the add are two separate Python float operations: numpy's C ``lower + range * u``
         # (``Generator.uniform``) may be contracted into a fused multiply-add by the compiler on some platforms
         # (e.g. aarch64), which would change the last bit of a drawn parameter.
-        return a + (b - a) * _rng.uniform(rng)
+        return a + (b - a) * as_stream(rng).uniform()
     raise RecipeError(f"degradations.{atom}.{key}: expected a number or [low, high], got {v!r}")
 
 
-def choice(
-    rng: np.random.Generator, ranges: Mapping[str, Any], key: str, atom: str,
-    lo: int = -(2**62), hi: int = 2**62,
-) -> int:
-    """An integer: fixed if the range is an integer, else a uniform choice (one :func:`demmi_rf.rng.below`)."""
+def choice(rng: Any, ranges: Mapping[str, Any], key: str, atom: str,
+           lo: int = -(2**62), hi: int = 2**62) -> int:
+    """An integer: fixed if the range is an integer, else a uniform choice (one ``rng.below(len)``)."""
     v = value(ranges, key, atom)
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return int(_check(int(v), key, atom, lo, hi))
@@ -73,8 +72,17 @@ def choice(
     ):
         for x in v:
             _check(int(x), key, atom, lo, hi)
-        return int(v[_rng.below(rng, len(v))])
+        return int(v[as_stream(rng).below(len(v))])
     raise RecipeError(f"degradations.{atom}.{key}: expected an integer or a list of integers, got {v!r}")
+
+
+def draw_param(rng: Any, ranges: Mapping[str, Any], param: Param, atom: str) -> Any:
+    """The value of ``param`` for one sample, drawn as its schema says (``kind``, valid ``[lo, hi]``)."""
+    if param.kind == FIXED:
+        return fixed(ranges, param.name, atom, lo=param.lo, hi=param.hi)
+    if param.kind == CHOICE:
+        return choice(rng, ranges, param.name, atom, lo=param.lo, hi=param.hi)
+    return uniform(rng, ranges, param.name, atom, lo=param.lo, hi=param.hi)
 
 
 def _check(v: float, key: str, atom: str, lo: float, hi: float) -> float:

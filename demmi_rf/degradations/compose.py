@@ -2,11 +2,12 @@
 
 For each modality that the setting changes:
 
-1. one generator ``demmi_rf.rng.generator(seed, pair_id, canonical setting name, modality)``;
+1. one generator ``demmi_rf.rng.generator(seed, pair_id, canonical setting name, modality)``, wrapped once in
+   the narrow :class:`demmi_rf.rng.Stream` that every atom of the chain receives;
 2. the image is converted to float32 on the 0-255 scale;
-3. the modality's atoms run in application order (VIS: haze -> defocus -> noise; IR: stripe), each first
-   drawing its scalar parameters, then applying its model (which may draw per-pixel / per-column values),
-   so the draw order within a modality is the application order;
+3. the modality's atoms run in application order (ascending ``stage`` of their specs; VIS: haze -> defocus ->
+   noise; IR: stripe), each first drawing its scalar parameters, then applying its model (which may draw
+   per-pixel / per-column values), so the draw order within a modality is the application order;
 4. clip to [0, 255] and round half to even (``np.rint``) to uint8, once, at the end.
 
 A modality the setting does not change is returned as the very input array (bit-identical, no copy). The
@@ -16,17 +17,18 @@ settings are built, in which order, or by how many workers.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from ..rng import generator, seed_material
+from ..errors import RecipeError
+from ..rng import Stream, generator, seed_material
 from ..settings import Setting, parse_setting
 from ._arrays import quantize
+from .registry import as_stream
+from .registry import default_ranges as _registry_defaults
 
 __all__ = ["degrade", "DegradedPair", "default_ranges", "run_chain"]
 
@@ -61,17 +63,11 @@ class DegradedPair:
         return {m: seed_material(self.seed, self.pair_id, self.setting, m) for m in self.changed}
 
 
-@lru_cache(maxsize=1)
-def _v1_ranges() -> dict[str, dict[str, Any]]:
-    from ..recipe import load_recipe
-
-    return load_recipe("demmi-rf-v1").degradations
-
-
 def default_ranges() -> dict[str, dict[str, Any]]:
-    """The parameter ranges of the ``demmi-rf-v1`` recipe (``[degradations.*]``; loaded once, a fresh copy
-    per call so that callers cannot change the cached tables)."""
-    return copy.deepcopy(_v1_ranges())
+    """The default parameter ranges of every registered atom (each :class:`~.registry.Param`'s ``default``; a
+    fresh copy per call). For the v1 atoms these are the ``demmi-rf-v1`` recipe's ``[degradations.*]`` tables
+    (``tests/test_registry.py`` checks that they agree), so the synthesis never loads a recipe."""
+    return _registry_defaults()
 
 
 def _check_inputs(vis: Any, ir: Any, depth: Any) -> None:
@@ -102,8 +98,6 @@ def _atom_ranges(ranges: Mapping[str, Any], atom: str) -> Mapping[str, Any]:
     try:
         return ranges[atom]
     except KeyError:
-        from ..errors import RecipeError
-
         raise RecipeError(
             f"no parameter ranges for atom {atom!r} (expected a [degradations.{atom}] table; "
             f"have: {', '.join(ranges) or 'none'})"
@@ -111,16 +105,18 @@ def _atom_ranges(ranges: Mapping[str, Any], atom: str) -> Mapping[str, Any]:
 
 
 def run_chain(
-    image: np.ndarray, setting: Setting, modality: str, rng: np.random.Generator,
+    image: np.ndarray, setting: Setting, modality: str, rng: Stream | np.random.Generator,
     ranges: Mapping[str, Any], depth: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
-    """Apply the ``modality`` atoms of ``setting`` in application order to ``image`` (any real dtype);
-    returns the float32 result (not clipped, not rounded) and ``{atom: drawn params}``."""
+    """Apply the ``modality`` atoms of ``setting`` in application order to ``image`` (any real dtype), all
+    drawing from one :class:`~demmi_rf.rng.Stream` (a Generator is wrapped once); returns the float32 result
+    (not clipped, not rounded) and ``{atom: drawn params}``."""
+    stream = as_stream(rng)
     work = image.astype(np.float32)
     drawn: dict[str, dict[str, Any]] = {}
     for atom in setting.chain(modality):
         extra = {"depth": depth} if (atom.family == "haze" and depth is not None) else {}
-        work, drawn[atom.name] = atom.run(work, rng, _atom_ranges(ranges, atom.name), inplace=True, **extra)
+        work, drawn[atom.name] = atom.run(work, stream, _atom_ranges(ranges, atom.name), inplace=True, **extra)
     return work, drawn
 
 
@@ -143,10 +139,11 @@ def degrade(
         seed: the recipe seed (non-negative int).
         pair_id: the pair's stable id ``<source>/<stem>``; part of the generator key.
         depth: optional H x W depth map (larger = farther) replacing haze's radial pseudo-depth.
-        ranges: per-atom parameter ranges as in a recipe's ``[degradations.*]`` tables; ``None`` = v1 recipe.
+        ranges: per-atom parameter ranges as in a recipe's ``[degradations.*]`` tables; ``None`` = the atoms'
+            default ranges (:func:`default_ranges`: the v1 recipe's for the v1 atoms).
 
-    Randomness: VIS atoms draw from ``generator(seed, pair_id, setting.name, "vis")`` in the order
-    haze -> defocus -> noise, IR atoms from ``generator(..., "ir")``. Arithmetic is float32 on 0-255; each
+    Randomness: VIS atoms draw from ``Stream(generator(seed, pair_id, setting.name, "vis"))`` in the order
+    haze -> defocus -> noise, IR atoms from ``Stream(generator(..., "ir"))``. Arithmetic is float32 on 0-255; each
     modality is clipped and rounded (half to even) to uint8 once, at the end of its chain.
 
     Raises:
@@ -161,14 +158,14 @@ def degrade(
     if not isinstance(pair_id, str) or not pair_id:
         raise ValueError(f"pair_id must be a non-empty string like 'msrs/00004N', got {pair_id!r}")
     if ranges is None:
-        ranges = _v1_ranges()
+        ranges = _registry_defaults(s.atoms)
     drawn: dict[str, dict[str, Any]] = {}
     out = {"vis": vis, "ir": ir}
     for modality, image in (("vis", vis), ("ir", ir)):
         if not s.chain(modality):
             continue
-        rng = generator(seed, pair_id, s.name, modality)
-        work, d = run_chain(image, s, modality, rng, ranges, depth if modality == "vis" else None)
+        stream = Stream(generator(seed, pair_id, s.name, modality))
+        work, d = run_chain(image, s, modality, stream, ranges, depth if modality == "vis" else None)
         out[modality] = quantize(work)
         drawn.update(d)
     params = {name: drawn[name] for name in s.atoms}

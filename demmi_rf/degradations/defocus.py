@@ -50,6 +50,9 @@ Caveat: platforms that flush subnormal numbers to zero (ARMv7 NEON) differ on in
 Cost: 4r + 8 elementwise passes over the image, padding copy included (20-32 for r = 3..6), on strips of
 about 0.5 MB per work array (kept per thread between calls); the result goes into the caller's buffer when
 allowed (``inplace``).
+
+Registered atom (:mod:`.registry`): ``defocus`` (family ``defocus``, VIS, stage :data:`~.registry.STAGE_OPTICS`,
+label index 4), parameters ``radius`` (integer choice in [0, 64]) and ``alias_sigma`` (fixed, in [0, 10]).
 """
 
 from __future__ import annotations
@@ -62,13 +65,20 @@ from typing import Any
 
 import numpy as np
 
+from ..rng import Stream
 from . import _ranges
+from .registry import CHOICE, FIXED, STAGE_OPTICS, AtomSpec, Param, register_atom
+
+PARAMS = (
+    Param("radius", CHOICE, lo=0, hi=64, default=[3, 4, 5, 6], doc="disk radius r in pixels"),
+    Param("alias_sigma", FIXED, lo=0.0, hi=10.0, default=0.5, doc="σ of the 3x3 Gaussian that softens the disk"),
+)
 
 
-def draw(rng: np.random.Generator, image: np.ndarray, ranges: Mapping[str, Any], atom: str = "defocus") -> dict:
+def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = "defocus") -> dict:
     """One draw: r uniform among the recipe's radii; ``alias_sigma`` is fixed."""
-    radius = _ranges.choice(rng, ranges, "radius", atom, lo=0, hi=64)
-    alias = _ranges.fixed(ranges, "alias_sigma", atom, lo=0.0, hi=10.0)
+    radius = _ranges.draw_param(rng, ranges, PARAMS[0], atom)
+    alias = _ranges.draw_param(rng, ranges, PARAMS[1], atom)
     return {"radius": radius, "alias_sigma": alias}
 
 
@@ -266,7 +276,7 @@ def blur(image: np.ndarray, radius: int, alias_sigma: float = 0.5, out: np.ndarr
 
 
 def apply(
-    image: np.ndarray, rng: np.random.Generator | None = None, *, radius: int, alias_sigma: float,
+    image: np.ndarray, rng: Stream | None = None, *, radius: int, alias_sigma: float,
     inplace: bool = False,
 ) -> np.ndarray:
     """``K_r * image`` in float32 (:func:`blur`). Draws nothing (``rng`` is accepted for a uniform atom
@@ -280,3 +290,9 @@ def apply(
     if inplace and image.flags.c_contiguous and image.flags.writeable:
         return blur(image, radius, alias_sigma, out=image)
     return blur(image, radius, alias_sigma)
+
+
+SPEC = register_atom(AtomSpec(
+    name="defocus", family="defocus", modality="vis", stage=STAGE_OPTICS, params=PARAMS, draw=draw, apply=apply,
+    summary="disk defocus blur softened by a 3x3 Gaussian", label="defocus r={radius}", label_index=4,
+))

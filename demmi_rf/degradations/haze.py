@@ -21,6 +21,9 @@ brightens beyond the model (unlike EMS ``main_vis_haze.m``, whose d < 0 beyond 4
 Numerics: d and t are float32 (H x W), broadcast over channels; the arithmetic is ``A + (J - A)·t``. The
 exponential is computed from IEEE basic operations (:func:`demmi_rf.portable_math.exp_f32`) so that t has the
 same bits on every CPU (numpy's SIMD ``exp`` differs between instruction sets in the last bit).
+
+Registered atom (:mod:`.registry`): ``haze`` (family ``haze``, VIS, stage :data:`~.registry.STAGE_SCENE`, label
+index 3), parameters ``beta``, ``focal_x``, ``focal_y`` (uniform) and ``t_min`` (fixed).
 """
 
 from __future__ import annotations
@@ -31,12 +34,22 @@ from typing import Any
 import numpy as np
 
 from ..portable_math import exp_f32
+from ..rng import Stream
 from . import _ranges
 from ._arrays import work_buffer
+from .registry import FIXED, STAGE_SCENE, UNIFORM, AtomSpec, Param, register_atom
+
+PARAMS = (
+    Param("beta", UNIFORM, lo=0.0, default=[1.0, 2.0], doc="β: scattering coefficient, t = exp(-β d)"),
+    Param("focal_x", UNIFORM, lo=0.0, hi=1.0, default=[0.3, 0.7], doc="focal point x as a fraction of the width"),
+    Param("focal_y", UNIFORM, lo=0.0, hi=1.0, default=[0.2, 0.5], doc="focal point y as a fraction of the height"),
+    Param("t_min", FIXED, lo=0.0, hi=1.0, default=0.05, doc="transmission clamped to [t_min, 1]"),
+)
+_P = {p.name: p for p in PARAMS}
 
 
 def draw(
-    rng: np.random.Generator, image: np.ndarray, ranges: Mapping[str, Any], atom: str = "haze",
+    rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = "haze",
     depth: np.ndarray | None = None,
 ) -> dict:
     """Draw β, then the focal point (x then y), in that order; record ``A = mean(J)`` and ``t_min``.
@@ -45,10 +58,10 @@ def draw(
     is then not recorded and not used.
     """
     h, w = image.shape[:2]
-    t_min = _ranges.fixed(ranges, "t_min", atom, lo=0.0, hi=1.0)
-    beta = _ranges.uniform(rng, ranges, "beta", atom, lo=0.0)
-    fx = _ranges.uniform(rng, ranges, "focal_x", atom, lo=0.0, hi=1.0)
-    fy = _ranges.uniform(rng, ranges, "focal_y", atom, lo=0.0, hi=1.0)
+    t_min = _ranges.draw_param(rng, ranges, _P["t_min"], atom)
+    beta = _ranges.draw_param(rng, ranges, _P["beta"], atom)
+    fx = _ranges.draw_param(rng, ranges, _P["focal_x"], atom)
+    fy = _ranges.draw_param(rng, ranges, _P["focal_y"], atom)
     params: dict[str, Any] = {"beta": beta}
     if depth is None:
         params.update(focal_x_px=fx * w, focal_y_px=fy * h, pseudo_depth="radial")
@@ -114,7 +127,7 @@ def transmission(d: np.ndarray, beta: float, t_min: float) -> np.ndarray:
 
 
 def apply(
-    image: np.ndarray, rng: np.random.Generator | None = None, *, beta: float, A: float, t_min: float,
+    image: np.ndarray, rng: Stream | None = None, *, beta: float, A: float, t_min: float,
     focal_x_px: float | None = None, focal_y_px: float | None = None, pseudo_depth: str = "radial",
     depth: np.ndarray | None = None, inplace: bool = False,
 ) -> np.ndarray:
@@ -139,3 +152,10 @@ def apply(
     out *= t
     out += a
     return out
+
+
+SPEC = register_atom(AtomSpec(
+    name="haze", family="haze", modality="vis", stage=STAGE_SCENE, params=PARAMS, draw=draw, apply=apply,
+    summary="atmospheric scattering model with radial pseudo-depth", label="haze b={beta:.2f} A={A:.0f}",
+    label_index=3,
+))

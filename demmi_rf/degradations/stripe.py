@@ -16,6 +16,9 @@ once at the end.
 Randomness: s (one uniform draw), then W normals for the offsets, then W for the gains when s_g > 0, from
 :func:`demmi_rf.ziggurat.normal` (the toolkit's normal sampler on the generator's raw stream).
 Works on H x W (and H x W x C, same offset for every channel of a column).
+
+Registered atom (:mod:`.registry`): ``stripe`` (family ``stripe``, IR, stage :data:`~.registry.STAGE_SENSOR`,
+label index 5), parameters ``offset_std`` (uniform, ≥ 0) and ``gain_std`` (fixed, ≥ 0).
 """
 
 from __future__ import annotations
@@ -25,31 +28,44 @@ from typing import Any
 
 import numpy as np
 
-from .. import ziggurat
+from ..rng import Stream
 from . import _ranges
 from ._arrays import work_buffer
+from .registry import FIXED, STAGE_SENSOR, UNIFORM, AtomSpec, Param, as_stream, register_atom
+
+PARAMS = (
+    Param("offset_std", UNIFORM, lo=0.0, default=[3.0, 8.0], doc="s: std of the column offsets o_c (0-255 scale)"),
+    Param("gain_std", FIXED, lo=0.0, default=0.0, doc="s_g: std of the multiplicative column gains g_c"),
+)
 
 
-def draw(rng: np.random.Generator, image: np.ndarray, ranges: Mapping[str, Any], atom: str = "stripe") -> dict:
+def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = "stripe") -> dict:
     """``{"s": s ~ U(offset_std), "gain_std": s_g}`` (s_g fixed by the recipe)."""
-    s = _ranges.uniform(rng, ranges, "offset_std", atom, lo=0.0)
-    gain_std = _ranges.fixed(ranges, "gain_std", atom, lo=0.0)
+    s = _ranges.draw_param(rng, ranges, PARAMS[0], atom)
+    gain_std = _ranges.draw_param(rng, ranges, PARAMS[1], atom)
     return {"s": s, "gain_std": gain_std}
 
 
 def apply(
-    image: np.ndarray, rng: np.random.Generator, *, s: float, gain_std: float = 0.0, inplace: bool = False
+    image: np.ndarray, rng: Stream, *, s: float, gain_std: float = 0.0, inplace: bool = False
 ) -> np.ndarray:
     """``x + o_c (+ g_c x)`` in float32; offsets (and gains if ``gain_std > 0``) drawn from ``rng``."""
+    stream = as_stream(rng)
     out = work_buffer(image, inplace)
     w = out.shape[1]
-    offsets = ziggurat.normal(rng, w, s)
+    offsets = stream.normal(w, s)
     shape = (1, w) + (1,) * (out.ndim - 2)
     if gain_std > 0:
-        gains = ziggurat.normal(rng, w, gain_std)
+        gains = stream.normal(w, gain_std)
         gx = out * gains.reshape(shape)
         out += offsets.reshape(shape)
         out += gx
     else:
         out += offsets.reshape(shape)
     return out
+
+
+SPEC = register_atom(AtomSpec(
+    name="stripe", family="stripe", modality="ir", stage=STAGE_SENSOR, params=PARAMS, draw=draw, apply=apply,
+    summary="column-wise fixed-pattern (stripe) offsets", label="stripe s={s:.1f}", label_index=5,
+))
