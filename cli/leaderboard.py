@@ -47,7 +47,8 @@ def leaderboard(results: tuple[Path, ...], fmt: str, setting: str, sort: str | N
     if out is None:
         click.echo(text, nl=False)
     else:
+        from demmi_rf.evaluation.leaderboard import check_table_path  # noqa: PLC0415
         from demmi_rf.store.atomic import write_bytes_atomic  # noqa: PLC0415
 
-        write_bytes_atomic(out, text.encode("utf-8"))
+        write_bytes_atomic(check_table_path(out, results), text.encode("utf-8"))
         click.echo(f"leaderboard ({len(loaded)} method(s)) -> {out}", err=as_json)

@@ -342,3 +342,12 @@ def test_read_csv_rows_names_the_bad_cell(tmp_path):
     (tmp_path / "s.csv").write_text("hello,world\n1,2\n")
     with pytest.raises(DemmiError, match="not a per-sample CSV"):
         read_csv_rows(tmp_path / "s.csv")
+
+
+def test_baseline_out_inside_the_dataset_is_refused(small_dataset, tmp_path):
+    before = sorted(p.name for p in small_dataset.rglob("*"))
+    for out in (small_dataset, small_dataset / "shards" / "fused"):
+        result = run(["baseline", "average", "--dataset", str(small_dataset), "--out", str(out), "--workers", "1",
+                      "--no-progress"], ok=False)
+        assert result.exit_code != 0 and "inside the dataset folder" in result.output
+    assert sorted(p.name for p in small_dataset.rglob("*")) == before

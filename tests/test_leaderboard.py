@@ -265,3 +265,12 @@ def test_text_from_results_files_is_escaped_in_markdown_and_csv(results_files):
     assert len(rows) == 3
     assert rows[1][1] == "'" + a["dataset"]["name"] and rows[1][0] == "average"
     assert float(rows[1][-1]) == decode_float(_mean_row(a)["values"][a["metrics"][-1]])
+
+
+def test_leaderboard_out_never_replaces_an_input(results_files):
+    src = results_files["max"]
+    before = src.read_bytes(), src.with_suffix(".csv").read_bytes()
+    for out in (src, src.with_suffix(".csv")):
+        result = run(["leaderboard", *map(str, results_files.values()), "--out", str(out)], ok=False)
+        assert result.exit_code != 0 and "is one of the results files read" in result.output
+    assert (src.read_bytes(), src.with_suffix(".csv").read_bytes()) == before

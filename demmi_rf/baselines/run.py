@@ -124,12 +124,15 @@ def run_baseline(name: str, dataset: str | Path, out: str | Path, split: str | N
     get(name)  # unknown names fail before any work
     ds = open_dataset(dataset)
     rows = ds.samples(split=split, settings=list(settings) if settings is not None else None)
+    out_dir = Path(out)
     try:
         check_fused_names(rows["sample_id"])
+        root = Path(ds.root).resolve()
+        if out_dir.resolve() == root or root in out_dir.resolve().parents:
+            raise DemmiError(f"--out {out_dir}: inside the dataset folder {ds.root}; write fused images elsewhere")
     except DemmiError:
         ds.close()
         raise
-    out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(sid, _atoms(setting), str(out_dir)) for sid, setting in zip(rows["sample_id"], rows["setting"])]
     done = map_in_workers(

@@ -20,6 +20,7 @@ import io
 import math
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import DemmiError
@@ -44,6 +45,26 @@ def md_cell(text: object) -> str:
     ``\\`` and ``|`` are backslash-escaped, ``& < >`` become HTML entities (no row, column or tag injection)."""
     out = _CONTROL.sub(" ", str(text)).replace("\\", "\\\\").replace("|", "\\|")
     return html.escape(out, quote=False)
+
+
+def check_table_path(out: str | Path, inputs: Sequence[str | Path]) -> Path:
+    """``out`` as a Path, or :class:`DemmiError` when writing the table there would replace one of the results
+    files ``inputs`` or a per-sample CSV next to one, or land inside a DeMMI-RF dataset folder."""
+    from .results import _dataset_folder  # noqa: PLC0415
+
+    target = Path(out)
+    real = target.resolve()
+    for item in inputs:
+        src = Path(item).resolve()
+        if real in (src, src.with_suffix(".csv")):
+            raise DemmiError(f"--out {target}: is one of the results files read ({item}) or its per-sample CSV; "
+                             "write the table to another file")
+    for folder in real.parents:
+        if _dataset_folder(folder):
+            raise DemmiError(f"--out {target}: inside the DeMMI-RF dataset folder {folder}; write the table elsewhere")
+    if target.is_dir():
+        raise DemmiError(f"--out {target}: is a folder")
+    return target
 
 
 def as_records(results: Sequence[Results], labels: Sequence[str]) -> list[ResultsRecord]:
