@@ -37,8 +37,10 @@ def test_largest_pair_reads_headers_only_and_ignores_bombs(tmp_path, monkeypatch
     _pair(root, "big", 64, 96)
     fake_png(root / "ir" / "bomb.png", 25000, 25000)
     fake_png(root / "vi" / "bomb.png", 25000, 25000)
+    fake_png(root / "ir" / "mismatch.png", 5000, 5000)  # skipped by the build: its VIS partner is small
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(root / "vi" / "mismatch.png")
     pairs = discover(root, check="none").pairs
-    assert len(pairs) == 3
+    assert len(pairs) == 4
     assert largest_pair_pixels(pairs) == 64 * 96  # the bomb is refused by the readers, it does not count
     assert largest_pair_pixels(pairs, max_pixels=25000 * 25000) == 25000 * 25000
 
