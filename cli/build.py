@@ -11,6 +11,7 @@ import click
 from demmi_rf.build import EXECUTORS
 from demmi_rf.recipe import DEFAULT_RECIPE
 from demmi_rf.sources import IR16_CHOICES
+from demmi_rf.sources.images import DEFAULT_MAX_PIXELS
 
 from .common import (
     EXIT_INTERRUPTED,
@@ -67,11 +68,15 @@ class _BuildProgress:
               help="dask scheduler address (tcp://host:8786); without it --executor dask starts a LocalCluster.")
 @click.option("--ir16", type=NameChoice(IR16_CHOICES, "16-bit IR conversion"), default="error", show_default=True,
               help="What to do with 16-bit IR images (see docs/sources.md).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Largest image (height x width) decoded; a pair with a bigger header is skipped (docs/sources.md).")
+@click.option("--strict", is_flag=True, default=False,
+              help="Fail (exit 1, no manifest or card written) when a pair is skipped or a split comes out empty.")
 @progress_option
 @json_option
 def build(sources: tuple[Path, ...], out: Path, recipe: str, degradations: list[str] | None, seed: int | None,
-          workers: int | None, executor: str, scheduler: str | None, ir16: str, progress: bool | None,
-          as_json: bool) -> None:
+          workers: int | None, executor: str, scheduler: str | None, ir16: str, max_pixels: int, strict: bool,
+          progress: bool | None, as_json: bool) -> None:
     """Build a DeMMI-RF dataset from SOURCES into OUT (see docs/dataset-layout.md).
 
     With --json, stdout holds one JSON summary (output folder, content and card hashes, shards built and
@@ -92,7 +97,8 @@ def build(sources: tuple[Path, ...], out: Path, recipe: str, degradations: list[
     bar = _BuildProgress(progress)
     try:
         report = build_dataset(out, sources, recipe=recipe, settings=degradations, seed=seed, workers=workers,
-                               executor=executor, scheduler=scheduler, ir16=ir16, progress=bar)
+                               executor=executor, scheduler=scheduler, ir16=ir16, progress=bar, strict=strict,
+                               max_pixels=max_pixels)
     except KeyboardInterrupt:
         bar.close()
         click.echo(f"\ninterrupted: finished shards are kept; re-run the same command to resume into {out}",
@@ -123,6 +129,7 @@ def build_summary(report: Any) -> dict[str, Any]:
         "counts": card["counts"],
         "bytes": card.get("bytes"),
         "skipped": list(report.skipped),
+        "warnings": list(report.warnings),
         "seconds": report.seconds,
         "executor": report.executor,
         "workers": report.workers,

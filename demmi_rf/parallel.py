@@ -5,6 +5,11 @@
 * ``forkserver`` preloads the modules the workers need, so each worker starts warm.
 * Workers started by ``spawn``/``forkserver`` re-run the parent's ``__main__`` file; when there is no such
   file (``python -`` or ``python -c``), it is hidden while the pool runs, since workers only need the toolkit.
+* Workers die with the process that started them (:func:`die_with_parent`, run first in every worker): a
+  driver killed with ``kill -9`` cannot shut its pool down, and its workers would otherwise run on for minutes.
+  On Linux the kernel sends the worker ``SIGKILL`` when its parent (the forkserver, which itself exits when
+  the driver's end of its pipe closes) dies (``prctl(PR_SET_PDEATHSIG)``); everywhere a watchdog thread also
+  checks twice a second that the driver is alive and kills the worker otherwise.
 """
 
 from __future__ import annotations
@@ -13,13 +18,68 @@ import contextlib
 import multiprocessing
 import multiprocessing.context
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+_PR_SET_PDEATHSIG = 1
+WATCH_SECONDS = 0.5
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed but not yet reaped by its parent, counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X", b"x")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
+
+
+def _kill_self() -> None:
+    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def die_with_parent(driver_pid: int) -> None:
+    """Make this worker process die when the driver ``driver_pid`` does (see module docstring). Idempotent."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes  # noqa: PLC0415
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if not _alive(driver_pid):  # died before the line above took effect
+        _kill_self()
+    if getattr(die_with_parent, "_watching", None) == driver_pid:
+        return
+
+    def watch() -> None:
+        while _alive(driver_pid):
+            threading.Event().wait(WATCH_SECONDS)
+        _kill_self()
+
+    threading.Thread(target=watch, name="demmi-driver-watchdog", daemon=True).start()
+    die_with_parent._watching = driver_pid  # type: ignore[attr-defined]
+
+
+def guarded_initializer(driver_pid: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    """Pool initializer: :func:`die_with_parent`, then the pool's own ``initializer(*initargs)``."""
+    die_with_parent(driver_pid)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def process_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
@@ -77,7 +137,8 @@ def map_in_workers(
         return out
     ctx = process_context(preload)
     with main_module_not_reimported(), ProcessPoolExecutor(
-        min(workers, len(jobs)), initializer=initializer, initargs=initargs, mp_context=ctx
+        min(workers, len(jobs)), initializer=guarded_initializer, initargs=(os.getpid(), initializer, initargs),
+        mp_context=ctx,
     ) as pool:
         for result in pool.map(fn, jobs, chunksize=1):
             out.append(result)

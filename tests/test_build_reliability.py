@@ -100,7 +100,8 @@ def test_killed_build_resumes_to_the_uninterrupted_result(tmp_path, one_pair_rec
     if sig == signal.SIGINT:
         assert killed.returncode == 130 and "re-run the same command to resume" in killed.stderr
     tasks = {t.file: t for t in plan_shards(discover(sample_root()).pairs,
-                                            load_recipe(one_pair_recipe).with_overrides(settings=SETTINGS), str(out))}
+                                            load_recipe(one_pair_recipe).with_overrides(settings=SETTINGS), str(out),
+                                            source_roots=(str(sample_root()),))}
     for path in _finished(out):  # every shard under its final name is complete and valid
         assert existing_result(tasks[f"shards/{path.name}"]) is not None, path
 

@@ -8,6 +8,7 @@ last) and ``build.json`` (timings). Re-running the same command resumes: complet
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -22,6 +23,8 @@ from ..recipe import DEFAULT_RECIPE, Recipe, load_recipe
 from ..samples import sample_root
 from ..software import library_versions
 from ..sources import discover
+from ..sources.budget import check_build_memory
+from ..sources.images import DEFAULT_MAX_PIXELS
 from ..store.atomic import write_bytes_atomic
 from ..store.card import card_bytes, card_hash, count_samples
 from ..store.checksums import bytes_sha256
@@ -29,10 +32,10 @@ from ..store.citations import source_note
 from ..store.identity import content_hash
 from ..store.layout import BUILD_LOG, CARD, DATASET_FORMAT, DATASET_FORMAT_VERSION, MANIFEST
 from ..store.manifest import manifest_bytes, rows_to_frame
-from .errors import BuildError
+from .errors import BuildError, StrictBuildError, os_problem
 from .executors import run_tasks
 from .outdir import check_foreign, check_recipe, locked, prepare, remove_temp_files
-from .plan import ShardTask, plan_shards
+from .plan import SPLITS, ShardTask, plan_shards
 from .task import run_shard
 
 EMBEDDED = "<embedded samples>"
@@ -55,6 +58,9 @@ class BuildReport:
     seconds: float = 0.0
     executor: str = "local"
     workers: int = 1
+    #: what ``--strict`` refuses: pairs skipped, splits that came out empty (one line each)
+    warnings: list[str] = field(default_factory=list)
+    strict: bool = False
 
 
 def resolve_recipe(recipe: str | Path | Recipe = DEFAULT_RECIPE, *, settings: Iterable[str] | None = None,
@@ -72,11 +78,23 @@ def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
                   recipe: str | Path | Recipe = DEFAULT_RECIPE, settings: Iterable[str] | None = None,
                   seed: int | None = None, workers: int | None = None, executor: str = "local",
                   scheduler: str | None = None, ir16: str = "error",
-                  progress: Progress | None = None) -> BuildReport:
+                  progress: Progress | None = None, strict: bool = False,
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> BuildReport:
     """Build (or resume building) a dataset into ``out`` from ``sources`` (the embedded samples when empty).
 
     Raises :class:`~demmi_rf.build.errors.BuildError` (or another DemmiError) with a message naming the
     folder, shard or pair at fault; a failed build leaves no shard that looks complete and no card.
+    :class:`~demmi_rf.build.errors.BuildLockedError` when another build is running into ``out``.
+
+    A pair that cannot be read is skipped and reported (``BuildReport.warnings``, the card's ``skipped``), and
+    so is a split that comes out empty. With ``strict``, either is an error instead
+    (:class:`~demmi_rf.build.errors.StrictBuildError`, raised after the shards are written and before the
+    manifest and card, so the folder is not a complete dataset; a re-run without ``strict`` completes it).
+
+    An image declaring more than ``max_pixels`` pixels is refused from its header (a skipped pair). With the
+    local executor, the peak memory is estimated from the image headers before any work
+    (:func:`demmi_rf.sources.budget.check_build_memory`): :class:`~demmi_rf.errors.MemoryBudgetError` with the
+    numbers when it exceeds the memory available.
     """
     start = time.perf_counter()
     progress = progress or (lambda kind, data: None)
@@ -95,24 +113,34 @@ def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
         problems = "; ".join(str(p) for p in scan.problems[:3])
         raise BuildError(f"no IR/VIS pairs found under {', '.join(labels)}" + (f" ({problems})" if problems else ""))
     tasks = plan_shards(scan.pairs, effective, str(out), ir16=ir16, source_roots=tuple(str(r) for r in roots))
+    tasks = [dataclasses.replace(t, max_pixels=max_pixels) for t in tasks]
+    if executor == "local":  # a cluster's workers have their own memory
+        check_build_memory(scan.pairs, len(effective.settings), min(workers, len(tasks)), max_pixels)
 
     check_foreign(out)
-    with locked(out):
+    with locked(out) as token:
         check_recipe(out, effective)
         prepare(out, {t.file for t in tasks})
+        tasks = [dataclasses.replace(t, lock_token=token) for t in tasks]
         progress("plan", {"shards": len(tasks), "samples": sum(t.n_samples for t in tasks),
                           "settings": len(effective.settings)})
         results = run_tasks(tasks, run_shard, executor=executor, workers=workers, scheduler=scheduler,
                             on_result=lambda r: progress("shard", r))
         remove_temp_files(out)
         _check_versions(results)
-        card = _write_outputs(out, effective, tasks, results, scan, labels)
+        card, manifest, frame = _outputs(effective, tasks, results, scan, labels)
+        warnings = build_warnings(card, effective)
+        if strict and warnings:
+            raise StrictBuildError(f"--strict: {'; '.join(warnings)}. The shards are kept but no manifest or "
+                                   f"card was written, so {out} is not a complete dataset: fix the sources and "
+                                   "re-run (or re-run without --strict to accept this)")
+        _write_outputs(out, card, manifest, frame)
         report = BuildReport(
             out=out, recipe=effective, card=card, card_hash=card_hash(card_bytes(card)),
             built=[r["file"] for r in results if not r["reused"]],
             reused=[r["file"] for r in results if r["reused"]],
             skipped=card["skipped"], seconds=time.perf_counter() - start, executor=executor,
-            workers=workers,
+            workers=workers, warnings=warnings, strict=strict,
         )
         _write_build_log(out, report, results)
     return report
@@ -130,8 +158,28 @@ def _distinct(entries: list[dict[str, str]]) -> list[dict[str, str]]:
     return [keyed[k] for k in sorted(keyed)]
 
 
-def _write_outputs(out: Path, recipe: Recipe, tasks: list[ShardTask], results: list[dict[str, Any]], scan,
-                   labels: list[str]) -> dict[str, Any]:
+def build_warnings(card: dict[str, Any], recipe: Recipe) -> list[str]:
+    """What ``--strict`` refuses, one line each: pairs (or files) skipped, and splits without a sample (the
+    test split of a recipe with ``test_fraction = 0`` and the train split of one with ``test_fraction = 1``
+    are empty by design when no source has an official split: not reported then)."""
+    out = []
+    skipped = card["skipped"]
+    if skipped:
+        ids = ", ".join(str(s.get("pair_id") or s.get("path")) for s in skipped[:5])
+        out.append(f"{len(skipped)} pair(s)/file(s) skipped ({ids}{', ...' if len(skipped) > 5 else ''})")
+    by_split = card["counts"]["by_split"]
+    for split in SPLITS:
+        if by_split.get(split, {}).get("samples", 0) == 0:
+            by_design = (split == "test" and recipe.test_fraction == 0) or (split == "train" and
+                                                                             recipe.test_fraction == 1)
+            if not (by_design and card["counts"]["samples"] > 0):
+                out.append(f"the {split} split is empty")
+    return out
+
+
+def _outputs(recipe: Recipe, tasks: list[ShardTask], results: list[dict[str, Any]], scan,
+             labels: list[str]) -> tuple[dict[str, Any], bytes, Any]:
+    """The card, the manifest bytes and the manifest frame of a build."""
     rows = [row for r in results for row in r["rows"]]
     skipped = [s for r in results for s in r["skipped"]]
     skipped += [{"pair_id": p.pair_id, "path": str(p.path), "kind": p.kind, "message": p.message,
@@ -156,17 +204,30 @@ def _write_outputs(out: Path, recipe: Recipe, tasks: list[ShardTask], results: l
                     "samples": len(r["rows"]), "bytes": r["bytes"], "sha256": r["sha256"]} for r in results],
         "sources": {"roots": labels,
                     "datasets": [{"source": s, "pairs": len(ids), **source_note(s)}
-                                 for s, ids in sorted(per_source.items())]},
+                                 for s, ids in sorted(per_source.items())],
+                    "files_sha256": sources_digest(rows)},
         "skipped": sorted(skipped, key=lambda s: (str(s.get("pair_id")), s["path"])),
     }
     card["bytes"] = sum(s["bytes"] for s in card["shards"]) + len(manifest)
+    return card, manifest, frame
+
+
+def _write_outputs(out: Path, card: dict[str, Any], manifest: bytes, frame: Any) -> None:
     try:
         write_bytes_atomic(out / MANIFEST, manifest)
         write_card_files(out, card, frame)  # README.md + croissant.json (demmi_rf.publish), before the card
         write_bytes_atomic(out / CARD, card_bytes(card))
     except OSError as exc:
-        raise BuildError(f"cannot write the manifest/card into {out}: {exc.strerror or exc}") from exc
-    return card
+        raise BuildError(f"cannot write the manifest/card into {out}: {os_problem(exc)}") from exc
+
+
+def sources_digest(rows: Iterable[dict[str, Any]]) -> str:
+    """sha256 naming the source files as the build read them: of the UTF-8 lines ``<pair id> TAB <ir_file>
+    TAB <ir_file_sha256> TAB <vis_file> TAB <vis_file_sha256> LF``, one per pair built, sorted by pair id
+    (the manifest holds the same paths and hashes per sample)."""
+    lines = sorted({"\t".join(str(r.get(k, "")) for k in ("pair_id", "ir_file", "ir_file_sha256", "vis_file",
+                                                           "vis_file_sha256")) + "\n" for r in rows})
+    return bytes_sha256("".join(lines).encode("utf-8"))
 
 
 def _write_build_log(out: Path, report: BuildReport, results: list[dict[str, Any]]) -> None:
@@ -177,4 +238,4 @@ def _write_build_log(out: Path, report: BuildReport, results: list[dict[str, Any
     try:
         write_bytes_atomic(out / BUILD_LOG, (json.dumps(log, indent=2, sort_keys=True) + "\n").encode())
     except OSError as exc:  # the dataset itself is complete; the log is informational
-        raise BuildError(f"cannot write {out / BUILD_LOG}: {exc.strerror or exc}") from exc
+        raise BuildError(f"cannot write {out / BUILD_LOG}: {os_problem(exc)}") from exc

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from ..parallel import main_module_not_reimported, process_context
+from ..parallel import die_with_parent, main_module_not_reimported, process_context
 from .errors import BuildError
 from .plan import ShardTask
 
@@ -73,7 +74,9 @@ def run_tasks(tasks: Sequence[ShardTask], fn: Callable[[ShardTask], dict[str, An
 def _run_pool(tasks: Sequence[ShardTask], fn, workers: int, on_result: OnResult) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     ctx = process_context(["demmi_rf.build.task"])
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx)
+    # workers die with this process (a driver killed with kill -9 leaves no worker running)
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx,
+                               initializer=die_with_parent, initargs=(os.getpid(),))
     try:
         with main_module_not_reimported():  # the workers start at the first submit
             pending = {pool.submit(fn, t): t for t in _order(tasks)}

@@ -6,19 +6,25 @@
   seed never moves a pair between splits and adding pairs never moves the existing ones.
 * Shards: the pairs of a split, sorted by pair id, cut into consecutive runs of ``pairs_per_shard``; shard
   ``k`` of split ``s`` is ``shards/<s>-<k:05d>.h5`` and holds every selected setting of its pairs.
-* Each shard has a *plan key*: the sha256 of its recipe hash, storage settings, file name and pair ids. A
-  finished shard whose stored key equals the planned key is reused by a re-run; any other is rebuilt.
+* Each shard has a *plan key*: the sha256 of its recipe hash, storage settings, file name and pair ids
+  (:func:`plan_key`, computed by the driver, which pairs files by name only). The worker that runs the shard
+  extends it with the content of the sources, the sha256 of both files' bytes of every pair
+  (:func:`shard_key`), and stores that key in the shard: a finished shard whose stored key equals this key
+  (and which passes every other check of :func:`demmi_rf.build.task.existing_result`) is reused by a re-run;
+  any other is rebuilt. Editing a source image therefore rebuilds the shards that hold it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..recipe import Recipe
 from ..rng import stable_unit
 from ..sources import PairRecord
+from ..sources.images import DEFAULT_MAX_PIXELS
 from ..store.checksums import bytes_sha256
 from ..store.layout import SHARD_FORMAT_VERSION, STORAGE, shard_file
 
@@ -47,6 +53,11 @@ class ShardTask:
     storage: dict[str, Any] = field(default_factory=lambda: dict(STORAGE))
     ir16: str = "error"
     source_roots: tuple[str, ...] = ()
+    #: images declaring more pixels are refused from their header, before decoding
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    #: the build lock's token (set by the driver once it holds the lock); a worker writes a shard only while
+    #: that build holds the lock (:func:`demmi_rf.build.outdir.check_lock_held`). Empty: not checked.
+    lock_token: str = ""
 
     @property
     def n_samples(self) -> int:
@@ -58,6 +69,14 @@ def plan_key(recipe_hash: str, storage: dict[str, Any], file: str, pair_ids: lis
     """sha256 identifying a shard's intended content (see module docstring)."""
     doc = {"format_version": SHARD_FORMAT_VERSION, "recipe_hash": recipe_hash, "storage": storage,
            "file": file, "pairs": pair_ids}
+    return bytes_sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+
+
+def shard_key(planned: str, sources: Sequence[tuple[str, str | None, str | None]]) -> str:
+    """The key stored in a shard: sha256 of the canonical JSON ``{"plan_key": planned, "sources": [[pair id,
+    sha256 of the IR file, sha256 of the VIS file], ...]}`` (pairs in shard order; null for a file that cannot
+    be read)."""
+    doc = {"plan_key": planned, "sources": [list(s) for s in sources]}
     return bytes_sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8"))
 
 

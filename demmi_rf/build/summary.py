@@ -58,4 +58,8 @@ def format_summary(report: Any) -> str:
         lines += [f"  {s['pair_id'] or '-'}: {s['message']}" for s in report.skipped[:20]]
         if len(report.skipped) > 20:
             lines.append(f"  ... and {len(report.skipped) - 20} more (dataset.json 'skipped')")
+    warnings = getattr(report, "warnings", [])
+    lines += [f"warning: {w}" for w in warnings]
+    if warnings:
+        lines.append("(the build succeeded anyway; with --strict these warnings make it fail)")
     return "\n".join(lines)

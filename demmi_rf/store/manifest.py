@@ -12,7 +12,9 @@ Columns (in this order; documented in ``docs/dataset-layout.md``):
   :func:`demmi_rf.rng.seed_material`; empty for a modality the setting leaves unchanged)
 * parameters: ``params`` (JSON of every drawn parameter) and one flattened column per parameter,
   ``<atom>.<name>`` (e.g. ``haze.beta``), empty where the setting lacks that atom
-* provenance: ``ir_file, vis_file`` (source image paths relative to the source root)
+* provenance: ``ir_file, vis_file`` (source image paths relative to the source root) and
+  ``ir_file_sha256, vis_file_sha256`` (sha256 of those files' bytes as the build read them; optional when
+  reading: manifests written before they existed lack them)
 
 ``atoms`` is a JSON list in the CSV (``[]`` for ``clean``) and a tuple in :func:`read_manifest`'s frame.
 """
@@ -35,6 +37,8 @@ STRING_COLUMNS = (
     "sha256_vis", "sha256_ir", "sha256_vis_clean", "sha256_ir_clean",
     "seed_material_vis", "seed_material_ir", "params", "ir_file", "vis_file",
 )
+#: columns written after :data:`BASE_COLUMNS` (before the parameter columns) and not required when reading
+SOURCE_HASH_COLUMNS = ("ir_file_sha256", "vis_file_sha256")
 INT_COLUMNS = ("height", "width", "vis_channels", "seed")
 BOOL_COLUMNS = ("changes_vis", "changes_ir")
 BASE_COLUMNS = (
@@ -77,7 +81,7 @@ def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     records = []
     param_cols: set[str] = set()
     for row in rows:
-        rec = {c: row.get(c, "") for c in BASE_COLUMNS}
+        rec = {c: row.get(c, "") for c in (*BASE_COLUMNS, *SOURCE_HASH_COLUMNS)}
         params = jsonable(row.get("params") or {})
         rec["atoms"] = json.dumps(list(row.get("atoms", ())), separators=(",", ":"))
         rec["params"] = json.dumps(params, sort_keys=True, separators=(",", ":"))
@@ -85,7 +89,7 @@ def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         param_cols.update(flat)
         rec.update(flat)
         records.append(rec)
-    columns = list(BASE_COLUMNS) + sorted(param_cols)
+    columns = [*BASE_COLUMNS, *SOURCE_HASH_COLUMNS, *sorted(param_cols)]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -109,8 +113,8 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     missing = [c for c in BASE_COLUMNS if c not in header]
     if missing:
         raise DatasetError(f"{path}: manifest lacks column(s) {', '.join(missing)}")
-    extra = [c for c in header if c not in BASE_COLUMNS]
-    dtypes: dict[str, Any] = {c: str for c in STRING_COLUMNS}
+    extra = [c for c in header if c not in BASE_COLUMNS and c not in SOURCE_HASH_COLUMNS]
+    dtypes: dict[str, Any] = {c: str for c in (*STRING_COLUMNS, *SOURCE_HASH_COLUMNS)}
     dtypes.update({c: "int64" for c in INT_COLUMNS})
     try:
         frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False,

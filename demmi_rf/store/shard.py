@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,42 @@ import numpy as np
 
 from ..errors import ShardError
 from .atomic import commit, temp_path
-from .checksums import array_sha256
+from .checksums import array_sha256, bytes_sha256
 from .layout import META_RESULT, SHARD_FORMAT, SHARD_FORMAT_VERSION, STORAGE, chunk_shape
 
 LIBVER = ("earliest", "v110")
+#: root attribute holding the sha256 of the ``/meta/result`` bytes (the shard's integrity hash of its rows)
+RESULT_HASH = "result_sha256"
+_ERRNO_TEXT = re.compile(r"errno = (\d+)")
+
+
+def os_error_of(exc: BaseException) -> OSError | None:
+    """The operating-system error behind an h5py exception, as an :class:`OSError` with its ``errno``.
+
+    HDF5 reports a failed ``write()`` (disk full, quota, I/O error) as an ``OSError`` without ``errno`` or as a
+    ``RuntimeError`` (``dset.flush()``), both with ``errno = N`` in the text; None when there is no such code.
+    """
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc
+    match = _ERRNO_TEXT.search(str(exc))
+    if match is None:
+        return exc if isinstance(exc, OSError) else None
+    code = int(match.group(1))
+    err = OSError(code, f"{os.strerror(code)} ({exc})")
+    err.__cause__ = exc
+    return err
+
+
+@contextlib.contextmanager
+def _io_errors() -> Iterator[None]:
+    """Turn h5py's errno-carrying RuntimeErrors into OSErrors (so that callers handle one type)."""
+    try:
+        yield
+    except RuntimeError as exc:
+        err = os_error_of(exc)
+        if err is None:
+            raise
+        raise err from exc
 
 
 def _json(obj: Any) -> str:
@@ -63,13 +98,19 @@ class ShardWriter:
         self.committed = False
 
     def __enter__(self) -> ShardWriter:
-        self._h5 = h5py.File(self.tmp, "w", libver=LIBVER, track_order=False)
-        root = self._h5.attrs
-        root["format"] = SHARD_FORMAT
-        root["format_version"] = SHARD_FORMAT_VERSION
-        for key in sorted(self.attrs):
-            value = self.attrs[key]
-            root[key] = value if isinstance(value, (str, int, float)) else _json(value)
+        with _io_errors():
+            self._h5 = h5py.File(self.tmp, "w", libver=LIBVER, track_order=False)
+        try:
+            with _io_errors():
+                root = self._h5.attrs
+                root["format"] = SHARD_FORMAT
+                root["format_version"] = SHARD_FORMAT_VERSION
+                for key in sorted(self.attrs):
+                    value = self.attrs[key]
+                    root[key] = value if isinstance(value, (str, int, float)) else _json(value)
+        except BaseException:
+            self.abort()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -96,37 +137,50 @@ class ShardWriter:
                 kwargs["compression_opts"] = self.storage["compression_opts"]
         # else: noise-dominated (deflate would save little at a high cost) or no compression asked for:
         # stored raw and contiguous (tiles would pad the edges; a window read is a strided read)
-        dset = self.h5.create_dataset(path, data=array, **kwargs)
-        # Write the chunks now: when a dataset's chunks reach the file otherwise depends on when its Python
-        # object is released (a profiler holding frames, as dask workers run, delays that), and so would the
-        # file layout. Flushed here, the same content always gives the same bytes.
-        dset.flush()
-        del dset
+        with _io_errors():
+            dset = self.h5.create_dataset(path, data=array, **kwargs)
+            # Write the chunks now: when a dataset's chunks reach the file otherwise depends on when its Python
+            # object is released (a profiler holding frames, as dask workers run, delays that), and so would
+            # the file layout. Flushed here, the same content always gives the same bytes.
+            dset.flush()
+            del dset
         return array_sha256(array)
 
     def set_group_attrs(self, path: str, attrs: dict[str, Any]) -> None:
         """Create (if needed) the group at ``path`` and set its attributes (non-scalars as JSON)."""
-        try:
-            group = self.h5.create_group(path)
-        except ValueError:  # exists already
-            group = self.h5[path]
-        for key in sorted(attrs):
-            value = attrs[key]
-            group.attrs[key] = value if isinstance(value, (str, int, float)) else _json(value)
+        with _io_errors():
+            try:
+                group = self.h5.create_group(path)
+            except ValueError:  # exists already
+                group = self.h5[path]
+            for key in sorted(attrs):
+                value = attrs[key]
+                group.attrs[key] = value if isinstance(value, (str, int, float)) else _json(value)
 
     def commit(self, result: dict[str, Any]) -> None:
-        """Store ``result`` (rows, skipped pairs...) as ``/meta/result``, close, fsync, rename to the final
-        name."""
-        payload = np.frombuffer(_json(result).encode("utf-8"), dtype=np.uint8)
-        self.h5.create_dataset(META_RESULT, data=payload, track_times=False)
-        self._h5.close()
+        """Store ``result`` (rows, skipped pairs...) as ``/meta/result`` and its sha256 as the root attribute
+        ``result_sha256``, close, fsync, rename to the final name."""
+        data = _json(result).encode("utf-8")
+        payload = np.frombuffer(data, dtype=np.uint8)
+        with _io_errors():
+            self.h5.create_dataset(META_RESULT, data=payload, track_times=False)
+            self.h5.attrs[RESULT_HASH] = bytes_sha256(data)
+            self.h5.flush()  # a write error here leaves the file open, so that abort() can discard it
+            self.h5.close()
         self._h5 = None
         commit(self.tmp, self.final)
         self.committed = True
 
     def abort(self) -> None:
-        """Close and delete the temporary file (errors while doing so are ignored)."""
+        """Close and delete the temporary file (errors while doing so are ignored).
+
+        The file is discarded, so what HDF5 still has to write when closing it (metadata it caches) goes
+        nowhere: its file descriptor is first pointed at an anonymous in-memory file. After a failed write
+        (a full disk) HDF5 could not close the file otherwise, would keep it open and crash at interpreter
+        exit while trying again (a segmentation fault, seen with HDF5 2.0 on a full tmpfs).
+        """
         if self._h5 is not None:
+            _detach_from_disk(self._h5)
             with contextlib.suppress(Exception):
                 self._h5.close()
             self._h5 = None
@@ -134,35 +188,67 @@ class ShardWriter:
             self.tmp.unlink()
 
 
+def _detach_from_disk(h5: h5py.File) -> None:
+    """Point an open (sec2-driver) HDF5 file's descriptor at an anonymous in-memory file (Linux
+    ``memfd_create``), else truncate the file on disk to free its space for HDF5's last metadata writes."""
+    with contextlib.suppress(Exception):
+        fd = h5.id.get_vfd_handle()
+        if isinstance(fd, int) and fd >= 0:
+            if hasattr(os, "memfd_create"):
+                spare = os.memfd_create("demmi-discarded-shard")
+                try:
+                    os.dup2(spare, fd)
+                finally:
+                    os.close(spare)
+            else:  # pragma: no cover - other systems: free the blocks written so far
+                os.ftruncate(fd, 0)
+
+
 def open_shard(path: str | Path, label: str | None = None) -> h5py.File:
-    """Open a shard read-only; :class:`ShardError` naming the file when it is missing, truncated, not HDF5
-    or not a DeMMI-RF shard."""
-    path = Path(path)
-    name = label or str(path)
-    if not path.is_file():
-        raise ShardError(f"shard {name}: file is missing")
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as exc:
-        raise ShardError(f"shard {name}: cannot be opened as HDF5 (truncated or corrupted?): {exc}") from exc
-    try:
-        fmt = h5.attrs.get("format")
-    except Exception as exc:  # noqa: BLE001 - h5py raises many types on corrupted metadata
-        h5.close()
-        raise ShardError(f"shard {name}: unreadable header attributes: {exc}") from exc
-    if fmt != SHARD_FORMAT:
-        h5.close()
-        raise ShardError(f"shard {name}: not a DeMMI-RF shard (format attribute {fmt!r})")
-    return h5
+    """Open a shard read-only through the store's gate (:func:`demmi_rf.store.safe.open_shard`: a regular
+    file, a DeMMI-RF shard whose root ``format`` is the expected string, nothing but hard links and plain
+    datasets); :class:`ShardError` naming the file otherwise."""
+    from .safe import open_shard as safe_open  # noqa: PLC0415 - safe imports this module's neighbours
+
+    return safe_open(path, label=label)
 
 
-def read_result(h5: h5py.File, label: str) -> dict[str, Any]:
-    """The ``/meta/result`` JSON of an open shard; :class:`ShardError` when absent or unreadable."""
+def attr_text(h5: h5py.File | h5py.Group, name: str) -> str | None:
+    """A string attribute of an HDF5 object, or None when it is missing or not a (scalar) string."""
     try:
-        raw = h5[META_RESULT][()]
-        return json.loads(np.asarray(raw, dtype=np.uint8).tobytes().decode("utf-8"))
+        value = h5.attrs.get(name)
+    except Exception:  # noqa: BLE001 - damaged metadata
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def read_result(h5: h5py.File, label: str, *, require_hash: bool = False) -> dict[str, Any]:
+    """The ``/meta/result`` JSON of an open shard, checked against the shard's integrity hash (root attribute
+    ``result_sha256``, the sha256 of the stored JSON bytes) when the shard has one; :class:`ShardError` when
+    absent, unreadable or not matching (with ``require_hash``, also when the shard has no such hash: shards
+    written before it existed).
+
+    The hash covers everything the result holds: every manifest row of the shard, drawn parameters included.
+    """
+    try:
+        raw = np.asarray(h5[META_RESULT][()], dtype=np.uint8).tobytes()
     except Exception as exc:  # noqa: BLE001
         raise ShardError(f"shard {label}: metadata {META_RESULT} is missing or unreadable: {exc}") from exc
+    recorded = attr_text(h5, RESULT_HASH)
+    if recorded is None and require_hash:
+        raise ShardError(f"shard {label}: no integrity hash ({RESULT_HASH}) for {META_RESULT}")
+    if recorded is not None and bytes_sha256(raw) != recorded:
+        raise ShardError(f"shard {label}: metadata {META_RESULT} does not match its integrity hash "
+                         f"({RESULT_HASH}): corrupted or edited")
+    try:
+        result = json.loads(raw.decode("utf-8"))
+    except Exception as exc:  # noqa: BLE001 - RecursionError included
+        raise ShardError(f"shard {label}: metadata {META_RESULT} is unreadable: {exc}") from exc
+    if not isinstance(result, dict):
+        raise ShardError(f"shard {label}: metadata {META_RESULT} is not a JSON object")
+    return result
 
 
 def read_array(h5: h5py.File, path: str, label: str, window: tuple[int, int, int, int] | None = None,
