@@ -7,13 +7,19 @@ gets the benchmark's formulas, with albumentations' own seeding:
     >>> from demmi_rf.albu import DemmiHaze, DemmiNoise
     >>> aug = A.Compose([DemmiHaze(), DemmiNoise(sigma=25)], seed=42)   # reproducible, like any A.Compose
 
-* Randomness comes only from the transform's ``self.random_generator`` (seeded by ``A.Compose(seed=...)``):
-  first the atom's scalar parameters (in the atom's draw order), then one integer ``rng_seed`` that seeds
-  a fresh ``numpy.random.default_rng`` for the per-pixel / per-column draws (noise, stripe). The applied
-  parameters ``{"atom_params": [...], "rng_seed": ...}`` are therefore complete (``save_applied_params``,
+* The transforms are derived from the atom registry (:mod:`demmi_rf.degradations.registry`): :class:`DemmiAtom`
+  works for any registered atom, third-party ones included (``DemmiAtom("dim", gain=0.7)``); ``DemmiNoise``,
+  ``DemmiHaze``, ``DemmiDefocus`` and ``DemmiStripe`` are its v1 forms with named arguments.
+* Randomness comes only from the transform's ``self.random_generator`` (seeded by ``A.Compose(seed=...)``),
+  read through a :class:`demmi_rf.rng.Stream`: first the atom's scalar parameters (in the atom's draw order),
+  then, when an atom's ``apply`` draws (its spec's ``random_apply``: noise, stripe), one integer ``rng_seed``
+  that seeds a fresh ``numpy.random.default_rng`` for the per-pixel / per-column draws. The applied parameters
+  ``{"atom_params": [...], "rng_seed": ...}`` are therefore complete (``save_applied_params``,
   ``ReplayCompose``), and ``atom.apply(image, default_rng(rng_seed), **atom_params)`` reproduces the output.
-* Parameter ranges default to the ``demmi-rf-v1`` recipe (``None``); give a number (fixed) or a
-  ``(low, high)`` / list (drawn) to override. All values are on the 0-255 scale, whatever the image dtype.
+* Parameter ranges default to the atoms' default ranges (for the v1 atoms: the ``demmi-rf-v1`` recipe's), or
+  to a recipe's (``recipe=``); give a number (fixed) or a ``(low, high)`` / list (drawn) to override. They are
+  checked against the atom's parameter schema when the transform is built. All values are on the 0-255 scale,
+  whatever the image dtype.
 * uint8 images: float32 arithmetic, clip and round half to even once at the end (as in ``degrade``).
   float32 images are taken as albumentations' [0, 1] convention: scaled by 255, degraded, scaled back and
   clipped to [0, 1] (no rounding).
@@ -36,12 +42,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "demmi_rf.albu needs albumentations: pip install 'demmi-rf[albu]' (or albumentations>=1.4)"
     ) from exc
 
-from .degradations import Atom, get
+from .degradations import AtomSpec, as_stream, get
 from .degradations._arrays import quantize
-from .degradations.compose import _v1_ranges
+from .errors import RecipeError
 from .settings import parse_setting
 
-__all__ = ["DemmiNoise", "DemmiHaze", "DemmiDefocus", "DemmiStripe", "DemmiSetting", "from_recipe"]
+__all__ = ["DemmiAtom", "DemmiNoise", "DemmiHaze", "DemmiDefocus", "DemmiStripe", "DemmiSetting", "from_recipe"]
 
 _RNG_SEED_HIGH = 2**63 - 1
 
@@ -58,44 +64,49 @@ class _DemmiTransform(A.ImageOnlyTransform):
 
     def __init__(self, p: float = 1.0):
         super().__init__(p=p)
-        self._chain: list[tuple[Atom, dict[str, Any]]] = []
+        self._chain: list[tuple[AtomSpec, dict[str, Any]]] = []
 
     # --- configuration ---------------------------------------------------------------------------------
-    def _set_chain(self, chain: Sequence[tuple[Atom, Mapping[str, Any]]]) -> None:
+    def _set_chain(self, chain: Sequence[tuple[AtomSpec, Mapping[str, Any]]]) -> None:
         checked = []
-        probe = np.zeros((4, 4), np.float32)
         for atom, ranges in chain:
             ranges = {k: _range_value(v) for k, v in ranges.items()}
-            atom.draw(np.random.default_rng(0), probe, ranges)  # validates now, not at the first image
+            problems = atom.range_problems(ranges)  # the schema: checked now, not at the first image
+            if problems:
+                raise RecipeError("; ".join(problems))
             checked.append((atom, ranges))
         self._chain = checked
 
     @staticmethod
     def _ranges(atom: str, overrides: Mapping[str, Any], recipe: str | None) -> dict[str, Any]:
         if recipe is None:
-            base = _v1_ranges()[atom]
+            base = get(atom).default_ranges
         else:
             from .recipe import load_recipe
 
-            base = load_recipe(recipe).degradations[atom]
+            table = load_recipe(recipe).degradations
+            if atom not in table:
+                raise RecipeError(f"recipe {recipe!r} has no [degradations.{atom}] table")
+            base = table[atom]
         out = dict(base)
         out.update({k: v for k, v in overrides.items() if v is not None})
         return out
 
     @property
     def needs_rng(self) -> bool:
-        return any(atom.family in ("noise", "stripe") for atom, _ in self._chain)
+        return any(atom.random_apply for atom, _ in self._chain)
 
     # --- albumentations protocol -----------------------------------------------------------------------
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         image = data["image"] if "image" in data else data["images"][0]
         probe = _to_255(image)
-        drawn = [atom.draw(self.random_generator, probe, ranges) for atom, ranges in self._chain]
+        stream = as_stream(self.random_generator)
+        drawn = [atom.draw(stream, probe, ranges, atom=atom.name) for atom, ranges in self._chain]
         seed = int(self.random_generator.integers(0, _RNG_SEED_HIGH)) if self.needs_rng else None
         return {"atom_params": drawn, "rng_seed": seed}
 
     def apply(self, img: np.ndarray, atom_params: list[dict[str, Any]], rng_seed: int | None, **_: Any):
-        rng = np.random.default_rng(rng_seed) if rng_seed is not None else None
+        rng = as_stream(np.random.default_rng(rng_seed)) if rng_seed is not None else None
         work = _to_255(img)
         for (atom, _r), p in zip(self._chain, atom_params):
             work = atom.apply(work, rng, inplace=True, **p)
@@ -116,6 +127,28 @@ def _from_255(work: np.ndarray, dtype: np.dtype) -> np.ndarray:
     work *= np.float32(1.0 / 255.0)
     np.clip(work, 0.0, 1.0, out=work)
     return work
+
+
+class DemmiAtom(_DemmiTransform):
+    """Any registered atom (its spec's draw and apply): ``DemmiAtom("haze")``, ``DemmiAtom("noise25", sigma=(10,
+    30))``, ``DemmiAtom("dim", gain=0.7)`` for a third-party atom. Keyword arguments override the parameter ranges
+    (by the names of the atom's schema); the rest come from ``recipe`` or the atom's defaults."""
+
+    def __init__(self, atom: str, recipe: str | None = None, p: float = 1.0, **ranges: Any):
+        super().__init__(p=p)
+        spec = get(atom)
+        unknown = sorted(set(ranges) - set(spec.param_names))
+        if unknown:
+            raise RecipeError(f"atom {atom!r} has no parameter(s) {', '.join(unknown)} "
+                              f"(parameters: {', '.join(spec.param_names)})")
+        self.atom, self.recipe, self.ranges = atom, recipe, dict(ranges)
+        self._set_chain([(spec, self._ranges(atom, ranges, recipe))])
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("atom", "recipe", "ranges")
+
+    def get_transform_init_args(self) -> dict[str, Any]:
+        return {"atom": self.atom, "recipe": self.recipe, **self.ranges}
 
 
 class DemmiNoise(_DemmiTransform):
@@ -210,10 +243,15 @@ class DemmiSetting(_DemmiTransform):
         return ("setting", "modality", "recipe")
 
 
+_V1_CLASSES = {"haze": DemmiHaze, "defocus": DemmiDefocus, "stripe": DemmiStripe}
+
+
 def from_recipe(atom: str, recipe: str | None = None, p: float = 1.0) -> _DemmiTransform:
-    """The transform for one atom with the recipe's ranges (``from_recipe("noise50")``)."""
+    """The transform for one atom with the recipe's ranges (``from_recipe("noise50")``); the atom's default
+    ranges without a recipe. v1 atoms get their named class, any other registered atom a :class:`DemmiAtom`."""
     a = get(atom)
-    if a.family == "noise":
+    if a.family == "noise" and a.name in ("noise15", "noise25", "noise50"):
         return DemmiNoise(sigma=_DemmiTransform._ranges(atom, {}, recipe)["sigma"], p=p)
-    cls = {"haze": DemmiHaze, "defocus": DemmiDefocus, "stripe": DemmiStripe}[a.family]
-    return cls(recipe=recipe, p=p)
+    if a.name in _V1_CLASSES:
+        return _V1_CLASSES[a.name](recipe=recipe, p=p)
+    return DemmiAtom(atom, recipe=recipe, p=p)

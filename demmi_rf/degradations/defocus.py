@@ -295,4 +295,5 @@ def apply(
 SPEC = register_atom(AtomSpec(
     name="defocus", family="defocus", modality="vis", stage=STAGE_OPTICS, params=PARAMS, draw=draw, apply=apply,
     summary="disk defocus blur softened by a 3x3 Gaussian", label="defocus r={radius}", label_index=4,
+    random_apply=False,
 ))

@@ -157,5 +157,5 @@ def apply(
 SPEC = register_atom(AtomSpec(
     name="haze", family="haze", modality="vis", stage=STAGE_SCENE, params=PARAMS, draw=draw, apply=apply,
     summary="atmospheric scattering model with radial pseudo-depth", label="haze b={beta:.2f} A={A:.0f}",
-    label_index=3,
+    label_index=3, random_apply=False,
 ))

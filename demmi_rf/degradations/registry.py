@@ -162,6 +162,8 @@ class AtomSpec:
             (``"haze b={beta:.2f}"``); empty = the atom's name.
         label_index: position in the model's multi-hot label vector (v1: 0-5); None = after the indexed atoms.
         severity: the severity ladder, one recipe table (param -> range) per level, mildest first (optional).
+        random_apply: whether ``apply`` draws from the stream (noise, stripe) or is a deterministic function of
+            the image and the drawn parameters (haze, defocus).
     """
 
     name: str
@@ -175,6 +177,7 @@ class AtomSpec:
     label: str = ""
     label_index: int | None = None
     severity: tuple[Mapping[str, Any], ...] = field(default=())
+    random_apply: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", tuple(self.params))
