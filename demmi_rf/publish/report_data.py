@@ -1,0 +1,194 @@
+"""What the web report shows, read and checked: results files grouped by metric profile, and severity curves.
+
+* :func:`load_results` reads ``demmi eval`` results files and groups them by (profile, reference, split) into
+  :class:`ProfileGroup` records; inside a group the files must be comparable
+  (:func:`demmi_rf.evaluation.check_compatible`: same dataset content hash, settings, metrics; no method twice),
+  and across groups they must share one dataset content hash (one site shows one dataset).
+* :func:`severity_curves` finds, among the settings scored, families of settings that differ only in the level
+  of one atom named ``<family><level>`` (v1: ``noise15``, ``noise25``, ``noise50``): each :class:`Curve` is the
+  family's level (x; 0 for the setting without that atom, when scored) against a metric, e.g. ``clean ->
+  noise15 -> noise25 -> noise50`` and ``haze -> noise15+haze -> ...``. Severity recipes that name their levels
+  the same way get curves without any change here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import DemmiError
+from ..evaluation import check_compatible, read_results
+from ..evaluation.results import decode_float
+from ..evaluation.table import MEAN_ROW
+
+_LEVELLED = re.compile(r"^([a-z_]+?)(\d+)$")
+
+
+@dataclass(frozen=True)
+class MethodResults:
+    """One results file: the method, where it came from, and its table (setting or ``mean`` -> metric -> value)."""
+
+    method: str
+    file: str
+    sha256: str
+    toolkit_version: str
+    provenance: dict[str, str]
+    scored: int
+    expected: int
+    table: dict[str, dict[str, float]]
+
+    @property
+    def complete(self) -> bool:
+        return self.scored == self.expected
+
+
+@dataclass(frozen=True)
+class ProfileGroup:
+    """Comparable results of several methods under one metric profile, reference and split."""
+
+    profile: str
+    reference: str
+    split: str
+    metrics: tuple[str, ...]
+    higher_is_better: dict[str, bool]
+    settings: tuple[str, ...]
+    methods: tuple[MethodResults, ...]
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe id (``tang-clean-test``)."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.profile}-{self.reference}-{self.split}")
+
+
+@dataclass(frozen=True)
+class ReportResults:
+    """Every group, and the dataset they were all scored on."""
+
+    content_hash: str
+    dataset_name: str
+    recipe_hash: str
+    groups: tuple[ProfileGroup, ...]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A severity family: ``settings[i]`` is the family's atom at level ``levels[i]`` on top of ``base``."""
+
+    family: str
+    base: str
+    levels: tuple[float, ...]
+    settings: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        return f"{self.family} level" + ("" if self.base == "clean" else f" on {self.base}")
+
+
+def _text(value: Any, what: str, path: Path) -> str:
+    if not isinstance(value, str) or not value:
+        raise DemmiError(f"{path}: {what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _method(path: Path, data: dict[str, Any]) -> MethodResults:
+    metrics = data["metrics"]
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise DemmiError(f"{path}: 'metrics' must be a list of names")
+    if not isinstance(data["table"], list):
+        raise DemmiError(f"{path}: 'table' must be a list of rows")
+    table: dict[str, dict[str, float]] = {}
+    for row in data["table"]:
+        try:
+            setting = _text(row["setting"], "a table row's setting", path)
+            table[setting] = {m: decode_float(row["values"][m]) for m in metrics}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DemmiError(f"{path}: a table row lacks a value or holds a non-number ({exc})") from exc
+    settings = data["settings"]
+    if not isinstance(settings, list) or any(s not in table for s in settings) or MEAN_ROW not in table:
+        raise DemmiError(f"{path}: the table must have a row per scored setting and a '{MEAN_ROW}' row")
+    samples = data["samples"] if isinstance(data["samples"], dict) else {}
+    prov = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
+    return MethodResults(
+        method=_text(data["method"], "method", path), file=path.name,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        toolkit_version=str(data.get("toolkit_version", "?")),
+        provenance={str(k): str(v) for k, v in prov.items()},
+        scored=int(samples.get("scored", 0) or 0), expected=int(samples.get("expected", 0) or 0), table=table)
+
+
+def load_results(paths: Sequence[str | Path]) -> ReportResults:
+    """Read, check and group results files (module docstring); :class:`DemmiError` naming the file and the
+    problem (unreadable, not comparable, another dataset)."""
+    if not paths:
+        raise DemmiError("no results files given (--results)")
+    loaded: list[tuple[Path, dict[str, Any]]] = []
+    for p in paths:
+        path = Path(p)
+        loaded.append((path, read_results(path)))
+    first_path, first = loaded[0]
+    for path, data in loaded[1:]:
+        if data["dataset"]["content_hash"] != first["dataset"]["content_hash"]:
+            raise DemmiError(
+                f"cannot report results of different datasets: {first_path} has content hash "
+                f"{first['dataset']['content_hash']}, {path} has {data['dataset']['content_hash']}")
+    grouped: dict[tuple[str, str, str], list[tuple[Path, dict[str, Any]]]] = {}
+    for path, data in loaded:
+        key = (str(data["profile"]), str(data["reference"]), str(data["split"]))
+        grouped.setdefault(key, []).append((path, data))
+    groups = []
+    for (profile, reference, split), items in grouped.items():
+        check_compatible([d for _, d in items], [str(p) for p, _ in items])
+        head = items[0][1]
+        arrows = head.get("higher_is_better") if isinstance(head.get("higher_is_better"), dict) else {}
+        groups.append(ProfileGroup(
+            profile=profile, reference=reference, split=split, metrics=tuple(head["metrics"]),
+            higher_is_better={m: bool(arrows.get(m, True)) for m in head["metrics"]},
+            settings=tuple(head["settings"]), methods=tuple(_method(p, d) for p, d in items)))
+    ds = first["dataset"]
+    return ReportResults(content_hash=str(ds["content_hash"]), dataset_name=str(ds.get("name", "?")),
+                         recipe_hash=str(ds.get("recipe_hash", "?")), groups=tuple(groups))
+
+
+def _canonical(atoms: Sequence[str]) -> str:
+    if not atoms:
+        return "clean"
+    try:
+        from ..settings import parse_setting  # noqa: PLC0415
+
+        return parse_setting("+".join(atoms)).name
+    except (ImportError, ValueError):
+        return "+".join(atoms)
+
+
+def severity_curves(settings: Sequence[str]) -> list[Curve]:
+    """The severity families among ``settings`` (module docstring), in order of first appearance."""
+    present = set(settings)
+    families: dict[tuple[str, str], dict[float, str]] = {}
+    for setting in settings:
+        atoms = [] if setting == "clean" else setting.split("+")
+        for atom in atoms:
+            m = _LEVELLED.match(atom)
+            if not m:
+                continue
+            base = _canonical([a for a in atoms if a != atom])
+            families.setdefault((m.group(1), base), {})[float(m.group(2))] = setting
+    curves = []
+    for (family, base), by_level in families.items():
+        if len(by_level) < 2:
+            continue
+        points = dict(by_level)
+        if base in present:
+            points.setdefault(0.0, base)
+        levels = tuple(sorted(points))
+        curves.append(Curve(family, base, levels, tuple(points[lv] for lv in levels)))
+    return curves
+
+
+def finite_or_none(v: float) -> float | None:
+    """``v`` or None when NaN (for charts and sort keys)."""
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
