@@ -82,16 +82,18 @@ def find_groups(root: Path, problems: list[Problem] | None = None) -> list[PairG
         dirnames.sort()
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         here = Path(dirpath)
-        for f in sorted(filenames):  # an IR/VIS folder that is a link to nowhere (or a loop) is listed as a file
-            if layouts.folder_role(f) and _dangling_link(here / f):
-                problems.append(Problem(here / f, "unreadable-folder",
-                                        f"{here / f}: is a symbolic link that does not resolve (broken, or a loop); "
-                                        "its images are skipped"))
         best: dict[str, tuple[int, str]] = {}
         for d in dirnames:
             role = layouts.folder_role(d)
             if role and (role[0] not in best or role[1] < best[role[0]][0]):
                 best[role[0]] = (role[1], d)
+        for f in sorted(filenames):  # an IR/VIS folder that is a link to nowhere (or a loop) is listed as a file
+            role = layouts.folder_role(f)
+            # reported when it would have been used: no other folder of its role, or a preferred name
+            if role and (role[0] not in best or role[1] < best[role[0]][0]) and _dangling_link(here / f):
+                problems.append(Problem(here / f, "unreadable-folder",
+                                        f"{here / f}: is a symbolic link that does not resolve (broken, or a loop); "
+                                        "its images are skipped"))
         if "ir" not in best or "vis" not in best:
             continue
         ir_name, vis_name = best["ir"][1], best["vis"][1]
