@@ -116,13 +116,14 @@ def describe(cfg: TGConfig, stage: int, model: TGECNet) -> str:
         f"  parameters: stage 1 (restorer) {p['stage1']:,} ({p['stage1'] / 1e6:.2f}M); "
         f"fusion head {p['fusion']:,} ({p['fusion'] / 1e6:.2f}M); total {p['total']:,} ({p['total'] / 1e6:.2f}M)",
         f"  trainable in stage {stage}: {trainable:,} ({trainable / 1e6:.2f}M)",
-        f"  epochs {s.epochs}, batch {s.batch_size}/process, patch {s.patch_size}, AdamW lr {s.lr:g} "
-        f"(wd {s.weight_decay:g}), warm-up {s.warmup_epochs:g} ep, cosine to {s.schedule_epochs:g} ep",
+        f"  {'epochs ' + str(s.epochs) if not s.max_steps else str(s.max_steps) + ' optimizer steps'}, batch "
+        f"{s.batch_size}/process, patch {s.patch_size}, AdamW lr {s.lr:g} (wd {s.weight_decay:g}), warm-up "
+        f"{str(s.warmup_steps) + ' steps' if s.warmup_steps else format(s.warmup_epochs, 'g') + ' ep'}, cosine to "
+        f"{str(s.schedule_steps) + ' steps' if s.schedule_steps else format(s.schedule_epochs, 'g') + ' ep'}",
     ]
-    if s.accum_steps > 1 or s.max_steps or s.warmup_steps or s.schedule_steps:
-        lines.append(f"  {s.accum_steps} micro-batch(es) per optimizer step (global batch {s.batch_size} x "
-                     f"{s.accum_steps} x processes); run {s.max_steps or 'epochs'} steps, warm-up "
-                     f"{s.warmup_steps or 'per epochs'} steps, cosine {s.schedule_steps or 'per epochs'} steps")
+    if s.accum_steps > 1:
+        lines.append(f"  {s.accum_steps} micro-batches per optimizer step: global batch {s.batch_size} x "
+                     f"{s.accum_steps} x processes")
     if cfg.model == ModelConfig():
         lines.append(f"  (the public code's counts, {(p['stage1'] + PUBLIC_UNUSED) / 1e6:.1f}M / "
                      f"{(p['total'] + PUBLIC_UNUSED) / 1e6:.1f}M, add {PUBLIC_UNUSED:,} parameters of six 1x1 "
