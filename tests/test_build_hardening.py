@@ -435,3 +435,38 @@ def test_a_shard_whose_format_attribute_is_an_array_is_rebuilt_by_a_resume(tmp_p
     report = build_dataset(out, recipe=recipe, settings=SETTINGS, workers=1)
     assert report.built == [f"shards/{victim.name}"]
     _same_dataset(out, reference)
+
+
+def _resign(out: Path) -> None:
+    """Rewrite the card's shard and manifest checksums to match the files (what a careful forger does)."""
+    import hashlib
+
+    card = json.loads((out / "dataset.json").read_text())
+    for entry in card["shards"]:
+        data = (out / entry["file"]).read_bytes()
+        entry["sha256"], entry["bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    data = (out / "manifest.csv").read_bytes()
+    card["manifest"]["sha256"], card["manifest"]["bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    (out / "dataset.json").write_text(json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def test_verify_checks_the_drawn_parameters_even_in_a_consistently_resigned_dataset(tmp_path, reference):
+    out = tmp_path / "ds"
+    shutil.copytree(reference, out)
+    victim = sorted((out / "shards").glob("*.h5"))[0]
+    _flip_digit_in_result(victim)
+    _resign(out)
+    report = verify_dataset(out)
+    assert any("does not match its integrity hash" in str(p) for p in report.problems), report.problems
+    assert verify_dataset(out, quick=True).ok  # the quick mode reads no shard content: documented
+    # the manifest's copy of the parameters is compared with the shard's
+    shutil.rmtree(out)
+    shutil.copytree(reference, out)
+    text = (out / "manifest.csv").read_text()
+    at = text.index('""beta"":') + len('""beta"":') + 2
+    text = text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1 :]
+    (out / "manifest.csv").write_text(text)
+    _resign(out)
+    report = verify_dataset(out)
+    assert any("drawn parameters in the manifest differ from the shard's" in str(p) for p in report.problems), \
+        report.problems

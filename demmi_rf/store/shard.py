@@ -13,7 +13,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +249,47 @@ def read_result(h5: h5py.File, label: str, *, require_hash: bool = False) -> dic
     if not isinstance(result, dict):
         raise ShardError(f"shard {label}: metadata {META_RESULT} is not a JSON object")
     return result
+
+
+def shard_metadata_problems(h5: h5py.File, label: str, manifest_params: Mapping[str, str] | None = None
+                            ) -> list[str]:
+    """What is wrong with an open shard's metadata (empty when nothing): ``/meta/result`` does not match its
+    integrity hash (``result_sha256``) or does not parse; a sample's drawn parameters differ between
+    ``/meta/result`` and the sample's own attributes; and, given ``manifest_params`` (sample id -> the
+    manifest's ``params`` JSON for the samples of this shard), a sample listed on one side only or whose
+    parameters differ from the manifest's. Used by ``demmi verify`` (full mode); a resumed build checks more
+    (:func:`demmi_rf.build.task.existing_result`). A shard written before ``result_sha256`` existed has no hash
+    to check; the rest is checked all the same."""
+    try:
+        result = read_result(h5, label)
+        rows = {str(r["sample_id"]): r.get("params") for r in result["rows"]}
+    except ShardError as exc:
+        return [str(exc)]
+    except Exception as exc:  # noqa: BLE001 - rows of the wrong shape
+        return [f"shard {label}: metadata {META_RESULT} has malformed rows: {type(exc).__name__}"]
+    problems = []
+    for sid, params in sorted(rows.items()):
+        try:
+            stored = json.loads(h5[f"/samples/{sid}"].attrs["params"])
+        except Exception:  # noqa: BLE001
+            problems.append(f"shard {label}: sample {sid}: its attributes hold no readable drawn parameters")
+            continue
+        if stored != params:
+            problems.append(f"shard {label}: sample {sid}: drawn parameters differ between {META_RESULT} and "
+                            "the sample's attributes")
+    if manifest_params is not None:
+        for sid in sorted(set(manifest_params) ^ set(rows)):
+            side = "the manifest only" if sid in manifest_params else f"the shard's {META_RESULT} only"
+            problems.append(f"shard {label}: sample {sid} is listed in {side}")
+        for sid in sorted(set(manifest_params) & set(rows)):
+            try:
+                same = json.loads(manifest_params[sid]) == rows[sid]
+            except Exception:  # noqa: BLE001
+                same = False
+            if not same:
+                problems.append(f"shard {label}: sample {sid}: drawn parameters in the manifest differ from the "
+                                "shard's")
+    return problems
 
 
 def read_array(h5: h5py.File, path: str, label: str, window: tuple[int, int, int, int] | None = None,

@@ -30,6 +30,7 @@ from .identity import card_content_hash
 from .layout import ARRAYS, CARD, MANIFEST, SHARD_DIR
 from .manifest import read_manifest
 from .safe import array_shape, inside, open_shard, read_array, shard_path
+from .shard import shard_metadata_problems
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,9 @@ def _verify_arrays(root: Path, rel: str, rows, report: VerifyReport) -> None:
                 elif got != expected:
                     add(Problem(f"sha256 differs from the manifest ({path})", shard=rel,
                                 sample=row.sample_id, array=name))
+        # the drawn parameters: /meta/result against its integrity hash, the samples' attributes, the manifest
+        for message in shard_metadata_problems(h5, rel, dict(zip(rows["sample_id"], rows["params"]))):
+            add(Problem(_unprefixed(message, rel), shard=rel))
     finally:
         h5.close()
 
