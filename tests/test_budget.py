@@ -83,3 +83,21 @@ def test_build_skips_a_bomb_pair_with_a_clear_reason(tmp_path):
     assert [(s["pair_id"], s["kind"]) for s in report.skipped] == [("tno/bomb", "too-large")]
     assert "refused before decoding" in report.skipped[0]["message"]
     assert report.card["counts"]
+
+
+def test_build_max_pixels_option(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from demmi_cli.main import cli
+
+    root = tmp_path / "TNO"
+    _pair(root, "a", 64, 96)
+    _pair(root, "b", 40, 40)
+    args = ["build", "--source", str(root), "--degradations", "clean", "--workers", "1", "--json", "--no-progress"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "ds"), "--max-pixels", str(64 * 96 - 1)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [(s["pair_id"], s["kind"]) for s in doc["skipped"]] == [("tno/a", "too-large")]
