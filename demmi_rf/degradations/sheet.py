@@ -15,6 +15,7 @@ import numpy as np
 
 from ..settings import Setting, parse_setting
 from .compose import degrade
+from .registry import ATOMS
 
 _BG = (24, 24, 24)
 _FG = (235, 235, 235)
@@ -26,17 +27,9 @@ _TITLE_H = 30
 
 
 def describe_params(params: Mapping[str, Mapping[str, Any]]) -> str:
-    """Short human summary of drawn parameters, e.g. ``haze b=1.34 A=32 | defocus r=4``."""
-    parts = []
-    for atom, p in params.items():
-        if atom.startswith("noise"):
-            parts.append(f"sigma={p['sigma']:g}")
-        elif atom == "haze":
-            parts.append(f"haze b={p['beta']:.2f} A={p['A']:.0f}")
-        elif atom == "defocus":
-            parts.append(f"defocus r={p['radius']}")
-        elif atom == "stripe":
-            parts.append(f"stripe s={p['s']:.1f}")
+    """Short human summary of drawn parameters, e.g. ``haze b=1.34 A=32 | defocus r=4``: each atom's spec
+    label (:meth:`~.registry.AtomSpec.describe`; the atom's name when it has none or is not registered)."""
+    parts = [ATOMS.get(atom).describe(p) if atom in ATOMS else str(atom) for atom, p in params.items()]
     return " | ".join(parts) if parts else "no degradation"
 
 
