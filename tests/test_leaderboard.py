@@ -188,6 +188,9 @@ WRONG_TYPES = [
     (lambda d: d["samples"].update(invalid=["x"]), "field samples.invalid[0] must be an object, not a string"),
     (lambda d: d["samples"].update(scored=3, expected=2), "field samples.scored is 3, more than samples.expected"),
     (lambda d: d["dataset"].update(content_hash="g" * 64), "field dataset.content_hash must be 64 lower-case hex"),
+    (lambda d: d["per_sample"].update(file="../../etc/passwd.csv"), "field per_sample.file must be a plain .csv"),
+    (lambda d: d.update(nan=[{"sample_id": 1}]), "field nan[0].sample_id must be a string, not an integer 1"),
+    (lambda d: d["provenance"].update(python=["3"]), "field provenance.python must be a string, not an array"),
 ]
 
 

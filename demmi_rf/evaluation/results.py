@@ -429,8 +429,28 @@ def parse_results(data: Any, where: str) -> ResultsRecord:
     )
     if samples.scored > samples.expected:
         raise c.fail("samples.scored", f"is {samples.scored}, more than samples.expected ({samples.expected})")
+    _check_optional(c, data)
     return ResultsRecord(where, method, strings["profile"], strings["reference"], strings["split"], dataset, toolkit,
                          metrics, hib, settings, tuple(rows), samples)
+
+
+def _check_optional(c: _Checker, data: Mapping[str, Any]) -> None:
+    """Types of the optional fields: ``nan`` (objects of strings), ``per_sample`` (a plain ``.csv`` file name and a
+    sha256), ``provenance`` (strings): consumers may display or follow them."""
+    for i, item in enumerate(c.arr(data.get("nan", []), "nan")):
+        item = c.obj(item, f"nan[{i}]")
+        for key in ("sample_id", "metric", "reason"):
+            c.text(item.get(key), f"nan[{i}].{key}")
+    if "per_sample" in data:
+        ps = c.obj(data["per_sample"], "per_sample")
+        name = c.text(ps.get("file"), "per_sample.file", limit=255)
+        if Path(name).name != name or name in ("", ".", "..") or "\\" in name or not name.endswith(".csv"):
+            raise c.fail("per_sample.file", f"must be a plain .csv file name next to the results file, not {name!r}")
+        digest = c.text(ps.get("sha256"), "per_sample.sha256")
+        if not _HEX64.fullmatch(digest):
+            raise c.fail("per_sample.sha256", f"must be 64 lower-case hex digits, not {digest[:80]!r}")
+    for key, value in c.obj(data.get("provenance", {}), "provenance").items():
+        c.text(value, f"provenance.{key[:40]}", limit=256)
 
 
 def _load_json(path: str | Path) -> Any:
