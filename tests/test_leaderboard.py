@@ -264,8 +264,14 @@ def test_text_from_results_files_is_escaped_in_markdown_and_csv(results_files):
     lines = md.splitlines()
     assert len(lines) == 6  # caption, blank, header, rule, two methods: nothing injected
     assert '=HYPERLINK("http://e")\\|x \\| evil \\| 1 \\|' in lines[0] and "split test\\| row" in lines[0]
+    for r in (a, b):  # metric names are free text too: the CSV header is neutralised as well
+        key = r["metrics"][0]
+        r["metrics"][0] = "=cmd()"
+        r["higher_is_better"]["=cmd()"] = r["higher_is_better"].pop(key)
+        for row in r["table"]:
+            row["values"]["=cmd()"] = row["values"].pop(key)
     rows = list(csv.reader(io.StringIO(render_leaderboard([a, b], ["a.json", "b.json"], fmt="csv"))))
-    assert len(rows) == 3
+    assert len(rows) == 3 and "'=cmd()" in rows[0] and "=cmd()" not in rows[0]
     assert rows[1][1] == "'" + a["dataset"]["name"] and rows[1][0] == "average"
     assert float(rows[1][-1]) == decode_float(_mean_row(a)["values"][a["metrics"][-1]])
 

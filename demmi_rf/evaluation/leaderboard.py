@@ -170,7 +170,7 @@ def render_leaderboard(results: Sequence[Results], labels: Sequence[str], fmt: s
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["method", "dataset", "content_hash", "profile", "reference", "split", "setting", "scored",
-                    "expected", *keys])
+                    "expected", *(csv_cell(k) for k in keys)])
         for r, _, vals in rows:
             texts = [r.method, r.dataset.name, r.dataset.content_hash, r.profile, r.reference, r.split, setting]
             w.writerow([*(csv_cell("" if t is None else t) for t in texts), r.samples.scored, r.samples.expected,
