@@ -225,6 +225,8 @@ def parse_card(card: Any, raw: bytes, path: Path) -> Card:
         validate_recipe(recipe, where=f"{path}: field recipe")
     except RecipeError as exc:
         raise DatasetError(str(exc)) from exc
+    except (ValueError, TypeError, ArithmeticError) as exc:  # a crafted recipe the validator could not judge
+        raise DatasetError(f"{path}: field recipe: invalid recipe ({type(exc).__name__}: {exc})") from exc
     recipe_hash = f.digest(card, "recipe_hash", "")
     content_hash = f.digest(card, "content_hash", "", required=False)
     storage = f.get(card, "storage", "", dict, "an object", required=False, default={})
