@@ -18,7 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .degradations.registry import range_problems
 from .errors import RecipeError, did_you_mean
+from .settings import parse_setting
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,8 +31,6 @@ DEFAULT_RECIPE = "demmi-rf-v1"
 # keys a recipe may hold besides the required ones: a free-text description, and ``base`` (name and hash of
 # the recipe this one was derived from by :meth:`Recipe.with_overrides`).
 _OPTIONAL = {"description": str, "base": dict}
-# atoms of spec v1 (used when demmi_rf.settings is not importable)
-_V1_ATOMS = ("noise15", "noise25", "noise50", "defocus", "haze", "stripe")
 _REQUIRED = {
     "name": str,
     "spec_version": str,
@@ -225,15 +225,11 @@ def validate_recipe(data: dict[str, Any], where: str = "<recipe>") -> Recipe:
 
 
 def _check_settings(settings: list[Any]) -> list[str]:
-    """Problems with the settings list (parsed by :mod:`demmi_rf.settings` when it is available)."""
+    """Problems with the settings list (each parsed by :func:`demmi_rf.settings.parse_setting`)."""
     problems = []
     for s in settings:
         if not isinstance(s, str):
             problems.append(f"setting {s!r} is not a string")
-    try:
-        from .settings import parse_setting  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - during bootstrap only
-        return problems
     seen = set()
     for s in settings:
         if not isinstance(s, str):
@@ -251,75 +247,30 @@ def _check_settings(settings: list[Any]) -> list[str]:
     return problems
 
 
-def _known_atoms() -> tuple[str, ...]:
-    try:
-        from .degradations import names  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - during bootstrap only
-        return _V1_ATOMS
-    return tuple(names())
-
-
-def _dry_draw(atom: str, params: dict[str, Any]) -> str | None:
-    """Draw ``atom``'s parameters once from ``params`` on a tiny image, so that the atom's own checks (missing
-    key, value out of its valid range) run at load time; returns the error message or None."""
-    try:
-        import numpy as np  # noqa: PLC0415
-
-        from .degradations import get  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - during bootstrap only
-        return None
-    try:
-        get(atom).draw(np.random.default_rng(0), np.zeros((8, 8, 3), np.float32), params)
-    except (RecipeError, ValueError, TypeError, KeyError, OverflowError) as exc:
-        return str(exc)
-    return None
-
-
-def _atoms_of(setting: str) -> list[str]:
-    return [] if setting == "clean" else setting.split("+")
+def _used_atoms(settings: list[Any]) -> list[str]:
+    """The atoms of the settings that parse (the others are reported by :func:`_check_settings`)."""
+    used: set[str] = set()
+    for s in settings:
+        if isinstance(s, str):
+            try:
+                used.update(parse_setting(s).atoms)
+            except ValueError:
+                continue
+    return sorted(used)
 
 
 def _check_degradations(table: dict[str, Any], settings: list[Any]) -> list[str]:
-    """Problems with the per-atom parameter ranges: unknown atoms, non-numeric values, reversed ranges, and
-    atoms used by a setting without an entry."""
-    problems = []
-    known = _known_atoms()
-    for atom in sorted(table):
-        params = table[atom]
-        if atom not in known:
-            problems.append(f"degradations: unknown atom {atom!r} (known: {', '.join(known)})")
-            continue
-        if not isinstance(params, dict):
-            problems.append(f"degradations.{atom} must be a table of parameters")
-            continue
-        before = len(problems)
-        for key, value in sorted(params.items()):
-            where = f"degradations.{atom}.{key}"
-            values = value if isinstance(value, list) else [value]
-            if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
-                problems.append(f"{where} must be a number or a list of numbers, got {value!r}")
-            elif isinstance(value, list) and len(value) == 2 and any(isinstance(v, float) for v in value) \
-                    and value[0] > value[1]:
-                problems.append(f"{where}: range [{value[0]}, {value[1]}] has its bounds reversed")
-        if len(problems) == before:
-            error = _dry_draw(atom, params)
-            if error:
-                problems.append(error)
-    used = sorted({a for s in settings if isinstance(s, str) for a in _atoms_of(s)})
-    for atom in used:
-        if atom in known and atom not in table:
-            problems.append(f"degradations: no parameters for atom {atom!r}, used by the settings")
-    return problems
+    """Problems with the per-atom parameter ranges, from each registered atom's parameter schema (nothing is
+    drawn: :func:`demmi_rf.degradations.range_problems`): unknown atoms and parameters, missing parameters,
+    values of the wrong shape, reversed ranges, values outside the valid interval, and atoms used by a setting
+    without an entry."""
+    return range_problems(table, _used_atoms(settings))
 
 
 def canonical_setting(name: str) -> str:
     """The canonical name of a setting (``haze+noise50`` -> ``noise50+haze``); :class:`RecipeError` when it
     does not parse."""
     name = name.strip()
-    try:
-        from .settings import parse_setting  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - during bootstrap only
-        return name
     try:
         return parse_setting(name).name
     except ValueError as exc:

@@ -109,7 +109,7 @@ class Param:
         where = f"degradations.{atom}.{self.name}"
         if self.kind == FIXED:
             if not _is_number(value):
-                return f"{where}: expected a number, got {value!r}"
+                return f"{where} must be a number, got {value!r}"
             return self._outside(float(value), where)
         if self.kind == UNIFORM:
             if _is_number(value):
@@ -117,9 +117,9 @@ class Param:
             if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(x) for x in value):
                 a, b = float(value[0]), float(value[1])
                 if not a <= b:
-                    return f"{where}: range [{a}, {b}] has low > high"
+                    return f"{where}: range [{a}, {b}] has its bounds reversed (low > high)"
                 return self._outside(a, where) or self._outside(b, where)
-            return f"{where}: expected a number or [low, high], got {value!r}"
+            return f"{where} must be a number or [low, high], got {value!r}"
         if _is_int(value):
             return self._outside(int(value), where)
         if isinstance(value, (list, tuple)) and value and all(_is_int(x) for x in value):
@@ -128,7 +128,7 @@ class Param:
                 if bad:
                     return bad
             return None
-        return f"{where}: expected an integer or a list of integers, got {value!r}"
+        return f"{where} must be an integer or a non-empty list of integers, got {value!r}"
 
     def _outside(self, v: float, where: str) -> str | None:
         if not (self.lo <= v <= self.hi) or v != v:
