@@ -20,8 +20,8 @@ def _fused(values: tuple[str, ...]) -> list[tuple[str, Path]]:
 @click.command("report")
 @click.option("--results", "results", multiple=True, required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A results file of 'demmi eval' (repeatable; shell globs work: --results r/*.json is "
-                   "expanded by passing each file).")
+              help="A results file of 'demmi eval' (repeatable); more files may follow as arguments, so "
+                   "'--results r/*.json' works.")
 @click.argument("more_results", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="The built dataset the results were scored on: adds the comparison and dataset pages.")
