@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DatasetError, ShardError, did_you_mean
+from ..settings import parse_setting
 from .card import Card, card_hash, load_card, recipe_hash_problem
 from .checksums import file_sha256
 from .identity import card_content_hash
@@ -41,10 +42,8 @@ _Located = tuple[str, int, int, int, dict[str, str]]  # shard, height, width, vi
 
 
 def _canonical_setting(name: str) -> str:
-    try:
-        from ..settings import parse_setting  # noqa: PLC0415 - optional until the settings module lands
-    except ImportError:  # pragma: no cover
-        return name
+    """The canonical name by the toolkit's one setting parser; an unparsable name is kept (it then matches no
+    manifest row and is reported as unknown by the caller)."""
     try:
         return parse_setting(name).name
     except ValueError:
