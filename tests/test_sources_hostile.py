@@ -228,3 +228,26 @@ def test_baseline_refuses_fused_names_too_long_before_any_work(tmp_path):
         check_fused_names([ok, "tno/" + "x" * 240 + "@clean"])
     with pytest.raises(DemmiError, match="cannot write the fused image"):
         write_png_atomic(tmp_path / ("z" * 300 + ".png"), np.zeros((4, 4), np.uint8))
+
+
+@pytest.mark.parametrize("exc", [EOFError("early end"), KeyError("tag"), IndexError("tile"), MemoryError()])
+def test_any_decoder_failure_is_an_unreadable_image(tmp_path, monkeypatch, exc):
+    """Whatever a crafted file makes a Pillow plugin raise, the caller gets a PairError naming the file."""
+    from demmi_rf.errors import UnreadableImageError
+    from demmi_rf.evaluation import read_fused, scan_fused
+
+    path = _save(tmp_path / "src__a@clean.png", np.zeros((40, 40), np.uint8))
+
+    def broken(self, *args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(Image.Image, "load", broken)
+    with pytest.raises(UnreadableImageError, match="src__a@clean.png"):
+        read_vis(path)
+    res = discover(ir_dir=tmp_path, vis_dir=tmp_path, name="x")
+    assert [p.kind for p in res.problems] == ["unreadable"]  # one problem for the pair (its IR is read first)
+    from demmi_rf.errors import DemmiError
+
+    with pytest.raises(DemmiError, match="cannot decode the fused image"):
+        read_fused(path)
+    assert scan_fused(tmp_path, {"src/a@clean": (40, 40)}).found  # the header alone is fine

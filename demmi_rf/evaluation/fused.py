@@ -73,6 +73,8 @@ def _check_header(path: Path, size: tuple[int, int], max_pixels: int = DEFAULT_M
         return f"declares more pixels than Pillow opens ({exc}); refused before decoding"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
         return f"not a readable image ({exc})"
+    except Exception as exc:  # noqa: BLE001 - a crafted header may trip any plugin: never a traceback
+        return f"not a readable image ({type(exc).__name__}: {exc})"
     if w * h > max_pixels:
         return (f"is {h}x{w} (HxW) = {w * h} pixels, more than the limit of {max_pixels}; refused before decoding "
                 "(raise it with --max-pixels if the dataset's samples are that large)")
@@ -142,3 +144,5 @@ def read_fused(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         raise DemmiError(f"{p}: declares more pixels than Pillow opens ({exc}); refused before decoding") from None
     except (OSError, ValueError, SyntaxError, struct.error) as exc:
         raise DemmiError(f"{p}: cannot decode the fused image ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - a crafted file may trip any decoder path: never a traceback
+        raise DemmiError(f"{p}: cannot decode the fused image ({type(exc).__name__}: {exc})") from exc

@@ -37,7 +37,14 @@ from typing import Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import BitDepthError, ChannelError, ImageTooLargeError, ImageTooSmallError, UnreadableImageError
+from ..errors import (
+    BitDepthError,
+    ChannelError,
+    DemmiError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    UnreadableImageError,
+)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MIN_SIDE = 32
@@ -107,6 +114,8 @@ def _open_image(path: Path) -> Image.Image:
         raise
     except (OSError, SyntaxError, ValueError, struct.error) as exc:
         raise UnreadableImageError(path, f"cannot decode the image, truncated or corrupt ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a crafted header may trip any plugin: never a traceback
+        raise UnreadableImageError(path, f"cannot read the image header ({type(exc).__name__}: {exc})") from None
 
 
 def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
@@ -172,6 +181,12 @@ def _decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarra
         raise _bomb_error(path, exc, max_pixels) from None
     except (OSError, SyntaxError, ValueError, struct.error) as exc:
         raise UnreadableImageError(path, f"cannot decode the image, truncated or corrupt ({exc})") from None
+    except MemoryError:
+        raise UnreadableImageError(path, "not enough memory to decode the image") from None
+    except DemmiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a crafted file may trip any decoder path: never a traceback
+        raise UnreadableImageError(path, f"cannot decode the image ({type(exc).__name__}: {exc})") from None
     return arr, bits, mode
 
 
