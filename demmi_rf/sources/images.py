@@ -24,7 +24,7 @@ Rules (benchmark spec section 1):
   are refused whatever ``ir16`` says (``floor(x / 256)`` of a float or 32-bit range is meaningless).
 * EXIF orientation tags are ignored: pixels are used as stored. Registration is defined between the stored pixel
   grids of the IR and VIS files (IR formats rarely carry the tag; applying it to one side only would break the
-  pair), as in the public fusion datasets and their loaders that read pixels as stored.
+  pair). Pillow ignores the tag as well; ``cv2.imread`` applies it unless told not to.
 """
 
 from __future__ import annotations
