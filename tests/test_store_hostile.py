@@ -96,6 +96,8 @@ def _craft(root: Path, kind: str, outside: Path) -> pd.Series:
             space = h5py.h5s.create_simple((16,))
             h5py.h5d.create(h5.id, b"meta/compact", h5py.h5t.NATIVE_UINT8, space, dcpl=dcpl).write(
                 h5py.h5s.ALL, h5py.h5s.ALL, np.zeros(16, np.uint8))
+        elif kind == "unwritten chunks":  # decodes to fill values: a bomb when the shape is large
+            h5.create_dataset(row.vis_path, shape=shape, dtype="u1", chunks=(64, 64, 3), compression="gzip")
         elif kind == "external storage":
             h5.create_dataset(row.vis_path, shape=shape, dtype="u1",
                               external=[(str(outside / "secret.bin"), 0, int(np.prod(shape)))])
@@ -118,7 +120,8 @@ def _craft(root: Path, kind: str, outside: Path) -> pd.Series:
 
 HOSTILE = {"external storage": "external raw storage", "external link": "is an external link",
            "soft link": "is a soft link", "virtual": "virtual dataset", "lzf filter": "filter(s) 32000",
-           "committed datatype": "/meta/type is a committed datatype", "compact layout": "is a compact dataset"}
+           "committed datatype": "/meta/type is a committed datatype", "compact layout": "is a compact dataset",
+           "unwritten chunks": "stores 0 of its 80 chunks"}
 
 
 @pytest.fixture(params=list(HOSTILE))

@@ -15,7 +15,9 @@ the problem, anything a DeMMI-RF build does not write and that could make a read
 * any dataset whose layout is not contiguous or chunked (virtual datasets map other files' data; compact is
   never written), that has external raw storage (``H5Pset_external``: its bytes live in another file), whose
   filters are not in :data:`ALLOWED_FILTERS` (built-in deflate, shuffle, fletcher32: a filter id outside
-  them would make HDF5 load a plugin library), or whose element type is not an integer.
+  them would make HDF5 load a plugin library), whose element type is not an integer, or that does not store
+  every byte (contiguous) or every chunk (chunked) its shape declares: a build writes them all, and a sparse
+  dataset would decode to fill values (gigabytes from a file of a few kilobytes).
 
 Pixel arrays are then read through :func:`read_array`, which also refuses an array that is not uint8 or whose
 shape differs from the one the manifest records (``height``, ``width``, ``vis_channels``).
@@ -27,6 +29,7 @@ times, is not walked again (:data:`_CHECKED`).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -257,6 +260,21 @@ def _check_dataset(oid: h5d.DatasetID, name: str, link: str) -> None:
                          f"{', '.join(ALLOWED_FILTERS.values())} (refused: another filter loads a plugin)")
     if type_class != h5t.INTEGER:
         raise ShardError(f"{where} has a non-integer element type (class {type_class}); refused")
+    try:
+        shape = tuple(int(n) for n in oid.shape)
+        nbytes = math.prod(shape) * oid.get_type().get_size()
+        if layout == h5d.CHUNKED:
+            chunk = plist.get_chunk()
+            expected = math.prod(-(-n // c) for n, c in zip(shape, chunk))
+            stored = oid.get_num_chunks() if nbytes else 0
+        else:
+            expected, stored = nbytes, oid.get_storage_size()
+    except Exception as exc:  # noqa: BLE001
+        raise ShardError(f"{where}: storage unreadable (corrupted?): {exc}") from exc
+    if stored != expected:
+        unit = "chunks" if layout == h5d.CHUNKED else "bytes"
+        raise ShardError(f"{where} declares shape {shape} but stores {stored} of its {expected} {unit}; a build "
+                         "writes every byte (refused: reading would invent data, or expand a small file)")
 
 
 # ---- reading ----------------------------------------------------------------------------------------------
