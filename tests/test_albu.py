@@ -132,3 +132,27 @@ def test_serialisation_round_trip(vis):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         np.testing.assert_array_equal(aug(image=vis)["image"], back(image=vis)["image"])
+
+
+@pytest.mark.parametrize("atom, named", [
+    ("haze", lambda: DemmiHaze()), ("defocus", lambda: DemmiDefocus()), ("stripe", lambda: DemmiStripe()),
+    ("noise25", lambda: DemmiNoise(sigma=25.0)),
+])
+def test_the_generic_registry_transform_equals_the_named_v1_class(vis, atom, named):
+    from demmi_rf.albu import DemmiAtom  # noqa: PLC0415
+
+    image = vis if atom != "stripe" else np.ascontiguousarray(vis[:, :, 0])
+    a = run(DemmiAtom(atom), image, 5)
+    b = run(named(), image, 5)
+    np.testing.assert_array_equal(a["image"], b["image"])
+    with pytest.raises(RecipeError, match="no parameter"):
+        DemmiAtom(atom, bogus=1.0)
+
+
+def test_generic_transform_round_trips_through_albumentations_serialization(vis):
+    from demmi_rf.albu import DemmiAtom  # noqa: PLC0415
+
+    t = DemmiAtom("haze", beta=(1.2, 1.4))
+    again = A.from_dict(A.to_dict(A.Compose([t], seed=1)))
+    assert isinstance(again.transforms[0], DemmiAtom)
+    assert again.transforms[0].ranges == {"beta": [1.2, 1.4]} or again.transforms[0].ranges == {"beta": (1.2, 1.4)}

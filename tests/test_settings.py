@@ -29,9 +29,24 @@ def test_any_atom_order_and_spacing_gives_the_canonical_name(setting):
         assert parse_setting(list(perm)).name == setting
 
 
+V1_ATOMS = ("noise15", "noise25", "noise50", "defocus", "haze", "stripe")
+
+
 def test_canonical_order_is_noise_defocus_haze_stripe():
-    assert names() == ("noise15", "noise25", "noise50", "defocus", "haze", "stripe")
+    # the v1 atoms keep their order whatever else is registered (the order is derived from the specs)
+    assert tuple(n for n in names() if n in V1_ATOMS) == V1_ATOMS
     assert parse_setting("stripe+haze+defocus+noise25").atoms == ("noise25", "defocus", "haze", "stripe")
+
+
+def test_setting_atoms_is_the_one_parser_for_atom_lists():
+    from demmi_rf.settings import setting_atoms  # noqa: PLC0415
+    from demmi_rf.torch.atoms import setting_atoms as torch_setting_atoms  # noqa: PLC0415
+
+    assert torch_setting_atoms is setting_atoms
+    assert setting_atoms("clean") == ()
+    assert setting_atoms(" haze + noise50 ") == ("noise50", "haze")
+    with pytest.raises(SettingError, match="at most one noise level"):
+        setting_atoms("noise15+noise25")
 
 
 def test_clean_is_the_empty_set():
