@@ -67,9 +67,16 @@ def _resign(root: Path, card_edit=None) -> None:
     (root / "dataset.json").write_bytes(card_bytes(card))
 
 
-@pytest.fixture()
-def secret(tmp_path) -> np.ndarray:
+@pytest.fixture(scope="module")
+def outside(tmp_path_factory) -> Path:
+    """A folder outside every dataset, holding the secret."""
+    return tmp_path_factory.mktemp("outside")
+
+
+@pytest.fixture(scope="module")
+def secret(outside) -> np.ndarray:
     """Bytes of a file outside the dataset that an attack tries to read, shaped like the target VIS."""
+    tmp_path = outside
     shape = (480, 640, 3)
     data = np.frombuffer(hashlib.shake_256(b"not yours").digest(int(np.prod(shape))), np.uint8).reshape(shape)
     (tmp_path / "secret.bin").write_bytes(data.tobytes())
@@ -124,10 +131,11 @@ HOSTILE = {"external storage": "external raw storage", "external link": "is an e
            "unwritten chunks": "stores 0 of its 80 chunks"}
 
 
-@pytest.fixture(params=list(HOSTILE))
-def hostile(request, tmp_path, small_dataset, secret):  # noqa: F811
-    root = _copy(small_dataset, tmp_path / "ds")
-    row = _craft(root, request.param, tmp_path)
+@pytest.fixture(scope="module", params=list(HOSTILE))
+def hostile(request, tmp_path_factory, small_dataset, secret, outside):  # noqa: F811
+    """A re-signed dataset with one hostile shard (built once per kind; the tests only read it)."""
+    root = _copy(small_dataset, tmp_path_factory.mktemp("hostile") / "ds")
+    row = _craft(root, request.param, outside)
     return root, row, HOSTILE[request.param]
 
 
