@@ -18,10 +18,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..color import RGB2GRAY_WEIGHTS, rgb2gray
+
 Window = tuple[int, int, int, int]  # (y0, x0, height, width)
 
 # MATLAB rgb2gray weights: first row of inv([1 0.956 0.621; 1 -0.272 -0.647; 1 -1.106 1.703]) (ITU-R BT.601)
-BT601 = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+BT601 = RGB2GRAY_WEIGHTS
 
 
 def crop_size(crop: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -95,12 +97,7 @@ def rgb_to_gray_bt601(rgb: np.ndarray) -> np.ndarray:
     """MATLAB ``rgb2gray`` of a uint8 ``H x W x 3`` RGB array: ``round(0.2989 R + 0.5870 G + 0.1140 B)``.
 
     Exact MATLAB weights (:data:`BT601`), computed in float64, rounded half up (values are non-negative, so
-    this is MATLAB's round-half-away-from-zero) to uint8. A 2-D array is returned unchanged.
+    this is MATLAB's round-half-away-from-zero) to uint8. A 2-D array is returned unchanged. The toolkit's one
+    conversion, :func:`demmi_rf.color.rgb2gray` (the evaluation's), so training and scoring see the same gray.
     """
-    if rgb.ndim == 2:
-        return rgb
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an HxW or HxWx3 array, got shape {rgb.shape}")
-    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
-    gray = BT601[0] * r + BT601[1] * g + BT601[2] * b
-    return np.floor(gray + 0.5).clip(0, 255).astype(np.uint8)
+    return rgb2gray(rgb)
