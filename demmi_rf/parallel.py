@@ -27,6 +27,18 @@ from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def default_workers() -> int:
+    """The default worker count of every parallel command: the CPUs this process may use (its affinity mask
+    where the system has one, else the CPU count), at least 1."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, n)
+
+
 _PR_SET_PDEATHSIG = 1
 WATCH_SECONDS = 0.5
 

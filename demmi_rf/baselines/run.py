@@ -7,7 +7,6 @@ name and renamed, so an interrupted run never leaves a half-written image under 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 
 from ..errors import DemmiError
 from ..ids import safe_name
+from ..parallel import default_workers as default_workers  # the toolkit's one default (re-exported for the CLI)
 from ..parallel import map_in_workers
 from . import BaselineInput, get
 
@@ -143,10 +143,3 @@ def run_baseline(name: str, dataset: str | Path, out: str | Path, split: str | N
     ds.close()
     return BaselineRun(name, out_dir, tuple(done))
 
-
-def default_workers() -> int:
-    """Default worker count: the CPUs this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1

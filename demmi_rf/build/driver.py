@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import SPEC_VERSION, __version__
+from ..parallel import default_workers
 from ..publish.card_files import write_card_files
 from ..recipe import DEFAULT_RECIPE, Recipe, load_recipe
 from ..samples import sample_root
@@ -68,10 +68,6 @@ def resolve_recipe(recipe: str | Path | Recipe = DEFAULT_RECIPE, *, settings: It
     """The effective recipe: a shipped name, a file or a :class:`Recipe`, narrowed and re-seeded."""
     base = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     return base.with_overrides(seed=seed, settings=settings)
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
