@@ -19,6 +19,7 @@ EXTRA_OF: dict[str, tuple[str, str]] = {
     "albumentations": ("albumentations", "albu"),
     "dask": ("dask", "dask"),
     "distributed": ("distributed", "dask"),
+    "pyarrow": ("pyarrow", "publish"),
 }
 
 
