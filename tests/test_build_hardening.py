@@ -161,32 +161,34 @@ def _copy_samples(dest: Path) -> Path:
 
 
 def test_an_edited_source_image_rebuilds_its_shard_and_the_manifest_names_what_was_read(tmp_path, recipe):
+    import hashlib
+
+    from PIL import Image
+
+    from demmi_rf.store import read_manifest
+
     src = _copy_samples(tmp_path / "src")
     out = tmp_path / "ds"
     first = build_dataset(out, [src], recipe=recipe, settings=SETTINGS, workers=1)
-    frame = __import__("demmi_rf.store", fromlist=["read_manifest"]).read_manifest(out / "manifest.csv")
-    row = frame.iloc[0]
+    row = read_manifest(out / "manifest.csv").iloc[0]
     vis_path = src / row["vis_file"]
-    import hashlib
-
-    assert row["vis_file_sha256"] == hashlib.sha256(vis_path.read_bytes()).hexdigest()
-    assert first.card["sources"]["files_sha256"]
-    # edit one source image (same size, other pixels)
-    from PIL import Image
-
-    with Image.open(vis_path) as im:
+    before = hashlib.sha256(vis_path.read_bytes()).hexdigest()
+    with Image.open(vis_path) as im:  # edit one source image (same size, other pixels)
         edited = np.asarray(im).copy()
     edited[:8] = 255 - edited[:8]
     Image.fromarray(edited).save(vis_path)
+    after_edit = hashlib.sha256(vis_path.read_bytes()).hexdigest()
     second = build_dataset(out, [src], recipe=recipe, settings=SETTINGS, workers=1)
     assert second.built == [row["shard"]] and len(second.reused) == 8
-    after = __import__("demmi_rf.store", fromlist=["read_manifest"]).read_manifest(out / "manifest.csv")
-    new_row = after[after["sample_id"] == row["sample_id"]].iloc[0]
-    assert new_row["vis_file_sha256"] == hashlib.sha256(vis_path.read_bytes()).hexdigest() != row["vis_file_sha256"]
+    new_row = read_manifest(out / "manifest.csv").set_index("sample_id").loc[row["sample_id"]]
     assert new_row["sha256_vis_clean"] != row["sha256_vis_clean"]  # the stored pixels are the new image
     assert second.card["content_hash"] != first.card["content_hash"]
-    assert second.card["sources"]["files_sha256"] != first.card["sources"]["files_sha256"]
     assert verify_dataset(out).ok
+    # the manifest and the card name the sources as they were read
+    assert row["vis_file_sha256"] == before and new_row["vis_file_sha256"] == after_edit
+    assert row["ir_file_sha256"] == new_row["ir_file_sha256"] == hashlib.sha256(
+        (src / row["ir_file"]).read_bytes()).hexdigest()
+    assert first.card["sources"]["files_sha256"] != second.card["sources"]["files_sha256"]
 
 
 # ---- 3. bit-rot in shard metadata ---------------------------------------------------------------------------
