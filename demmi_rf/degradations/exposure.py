@@ -1,0 +1,128 @@
+r"""VIS over-exposure: the illumination of a Retinex model raised by a gain and a gamma (atom ``overexposure``).
+
+.. math::
+
+    y = f_{k,\gamma}(x) = 255\, k \left(\frac{x}{255}\right)^{\gamma}, \qquad k > 1,\ \gamma < 1
+
+on the 0-255 scale, per pixel and channel. In Retinex terms (Land & McCann 1971; the decomposition
+I = R ∘ L of Wei et al., *Deep Retinex Decomposition*, BMVC 2018) the image is reflectance times
+illumination and the illumination is rescaled to k·L^γ with the image itself standing in for L (a global
+tone curve: the synthesis of Lv et al., *Attention guided low-light image enhancement*, IJCV 2021,
+y = β(αx)^γ, with α folded into k). Over-exposure is k > 1 (an exposure gain of log₂ k stops) with γ < 1
+(shadows lifted); the sensor's saturation is the composition's single clip to [0, 255] at the end, so
+highlights burn out to 255 exactly as a saturated sensor does, and nothing is clipped here. ControlFusion
+(Tang et al., NeurIPS 2025) lists over-exposure in its DDL-12 set with no public script; the low-light
+counterpart is :mod:`.lowlight` (k < 1, γ > 1, the same curve).
+
+**Exactness.** f is tabulated at the 256 integer levels v = 0..255 in float64 from IEEE basic operations
+only (:func:`demmi_rf.portable_math.exp_f64` / :func:`~demmi_rf.portable_math.log_f64`; f(0) = 0) and rounded
+to float32: T[v]. An input between levels is interpolated linearly, in float32, in this order:
+
+.. math:: i = \min(\max(\lfloor x \rfloor, 0), 254), \quad t = x - i, \quad y = T[i] + D[i]\, t,
+          \quad D[i] = T[i+1] - T[i]
+
+(beyond [0, 255] the end segments extend linearly). On integer inputs (the clean image) t = 0 and y = T[x]
+exactly: then a table look-up (``cv2.LUT``, a pure gather) gives the same bits faster. Every step is a
+correctly rounded IEEE operation, so the result is the same on every CPU; a libm ``pow`` is never called.
+
+Registered atom (:mod:`.registry`): ``overexposure`` (family ``illumination``, VIS, stage ``STAGE_SENSOR − 2``
+= 28: after the optics, before the sensor noise), parameters ``gain`` and ``gamma`` (uniform).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..portable_math import exp_f64, log_f64
+from ..rng import Stream
+from . import _ranges
+from ._arrays import work_buffer
+from .registry import STAGE_SENSOR, UNIFORM, AtomSpec, Param, register_atom
+
+#: the stage of the illumination family (``lowlight``, ``overexposure``): after the optics, before the noise
+STAGE_ILLUMINATION = STAGE_SENSOR - 2
+
+PARAMS = (
+    Param("gain", UNIFORM, lo=1.0, hi=16.0, default=[1.3, 2.0], doc="k: exposure gain (> 1 brightens)"),
+    Param("gamma", UNIFORM, lo=0.05, hi=1.0, default=[0.6, 0.9], doc="γ: tone exponent (< 1 lifts shadows)"),
+)
+
+#: five severity levels, mildest first
+SEVERITY = (
+    {"gain": [1.1, 1.3], "gamma": [0.9, 1.0]},
+    {"gain": [1.3, 1.6], "gamma": [0.8, 0.9]},
+    {"gain": [1.6, 2.0], "gamma": [0.7, 0.8]},
+    {"gain": [2.0, 2.5], "gamma": [0.6, 0.7]},
+    {"gain": [2.5, 3.2], "gamma": [0.5, 0.6]},
+)
+
+
+@lru_cache(maxsize=256)
+def _tables(gain: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    v = np.arange(1, 256, dtype=np.float64) / 255.0
+    f = np.empty(256, np.float64)
+    f[0] = 0.0
+    f[1:] = (255.0 * gain) * exp_f64(gamma * log_f64(v))
+    t = f.astype(np.float32)
+    d = np.empty(256, np.float32)
+    np.subtract(t[1:], t[:-1], out=d[:-1])
+    d[-1] = d[-2]
+    t.setflags(write=False)
+    d.setflags(write=False)
+    return t, d
+
+
+def tone_table(gain: float, gamma: float) -> np.ndarray:
+    """T[v] = fl32(255·k·(v/255)^γ), v = 0..255 (read-only, cached)."""
+    if not (gain >= 0 and gamma > 0) or not np.isfinite(gain) or not np.isfinite(gamma):
+        raise ValueError(f"the tone curve needs gain >= 0 and gamma > 0, got gain={gain!r}, gamma={gamma!r}")
+    return _tables(float(gain), float(gamma))[0]
+
+
+def tone_curve(image: np.ndarray, gain: float, gamma: float, inplace: bool = False) -> np.ndarray:
+    """``255·k·(x/255)^γ`` on a float32 image by the table and the linear interpolation of the module
+    docstring (a new array unless ``inplace``)."""
+    import cv2
+
+    table = tone_table(gain, gamma)
+    diff = _tables(float(gain), float(gamma))[1]
+    out = work_buffer(image, inplace)
+    if out.size == 0:
+        return out
+    flat = out.reshape(-1)
+    with np.errstate(invalid="ignore"):  # a value out of [0, 255] or between levels fails the check below
+        levels = flat.astype(np.uint8)
+    if np.array_equal(levels, flat):  # integer levels: t = 0, y = T[x] exactly
+        flat[...] = cv2.LUT(levels, table).reshape(-1)
+        return out
+    i = np.floor(flat)
+    np.clip(i, np.float32(0.0), np.float32(254.0), out=i)
+    flat -= i  # t = x - i (exact for x in [0, 256))
+    idx = i.astype(np.intp)
+    flat *= diff[idx]
+    flat += table[idx]
+    return out
+
+
+def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = "overexposure") -> dict:
+    """k then γ (one ``uniform`` draw each for a range)."""
+    gain = _ranges.draw_param(rng, ranges, PARAMS[0], atom)
+    gamma = _ranges.draw_param(rng, ranges, PARAMS[1], atom)
+    return {"gain": gain, "gamma": gamma}
+
+
+def apply(image: np.ndarray, rng: Stream | None = None, *, gain: float, gamma: float,
+          inplace: bool = False) -> np.ndarray:
+    """``255·k·(x/255)^γ`` in float32 (:func:`tone_curve`), no clipping. Draws nothing."""
+    return tone_curve(image, gain, gamma, inplace=inplace)
+
+
+SPEC = register_atom(AtomSpec(
+    name="overexposure", family="illumination", modality="vis", stage=STAGE_ILLUMINATION, params=PARAMS,
+    draw=draw, apply=apply, summary="over-exposure: Retinex illumination gain k > 1 with gamma < 1",
+    label="overexp k={gain:.2f} g={gamma:.2f}", severity=SEVERITY, random_apply=False,
+))

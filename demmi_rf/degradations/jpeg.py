@@ -1,0 +1,120 @@
+r"""VIS JPEG compression: encode at quality q, decode (atom ``jpeg``).
+
+.. math::
+
+    y = \operatorname{dec}\big(\operatorname{enc}_q(\operatorname{rint}(\operatorname{clip}(x, 0, 255)))\big)
+
+the baseline JPEG codec (ITU-T T.81): RGB → YCbCr (JFIF), 4:2:0 chroma subsampling, 8×8 integer DCT
+(libjpeg's "islow"), quantisation by the IJG tables scaled to quality q, Huffman coding; decoded with the
+same integer IDCT and libjpeg's "fancy" (triangular) chroma upsampling. A gray (H x W) image is coded as one
+luminance channel. This is the ``jpeg_compression`` corruption of Hendrycks & Dietterich (ICLR 2019:
+qualities 25, 18, 15, 10, 7) and albumentations ``ImageCompression``; per sample q is uniform among the
+recipe's qualities (``[degradations.jpeg]``).
+
+**The one atom that quantises.** A JPEG codec takes 8-bit samples, so the float32 input is clipped and
+rounded half to even (the composition's own quantisation, :func:`._arrays.quantize`) before encoding; it is
+the last stage of the VIS chain (``STAGE_PROCESSING``: the camera's or the web's encoder), its output is the
+decoded uint8 image as float32, and the composition's final rounding leaves it unchanged.
+
+**Colour order.** The codec is OpenCV's (``cv2.imencode`` / ``cv2.imdecode``), which expects BGR: the RGB
+image is handed over as BGR and the result turned back, so the luma weights fall on the right channels
+(passing RGB straight in, a common slip, gives R the weight of B in Y and changes the chroma errors).
+
+**Portability.** OpenCV ships libjpeg-turbo; its integer DCT, colour conversion and fancy upsampling are
+bit-exact between its SIMD and plain C code paths. Checked in the tests: the bytes equal those of Pillow's
+separately built libjpeg-turbo run in a subprocess with its SIMD disabled (``JSIMD_FORCENONE=1``; OpenCV's
+bundled copy ignores that variable) and OpenCV's optimisations off. They are *not* guaranteed across codec
+libraries: IJG libjpeg 9, mozjpeg or a libjpeg-turbo configured for another DCT produce other bytes. The
+atom is therefore marked ``codec-dependent`` in ``docs/degradations.md``; ``codec()`` names the library a
+build used.
+
+Registered atom (:mod:`.registry`): ``jpeg`` (family ``jpeg``, VIS, stage :data:`~.registry.STAGE_PROCESSING`
+= 40), parameter ``quality`` (integer choice in [1, 100]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..rng import Stream
+from . import _ranges
+from .registry import CHOICE, STAGE_PROCESSING, AtomSpec, Param, register_atom
+
+PARAMS = (
+    Param("quality", CHOICE, lo=1, hi=100, default=[20, 30, 40, 50, 60], doc="q: JPEG quality (IJG scale)"),
+)
+
+#: five severity levels, mildest first (level 5 is ImageNet-C's mildest-to-harshest span compressed)
+SEVERITY = (
+    {"quality": [60, 70, 80]},
+    {"quality": [40, 45, 50]},
+    {"quality": [25, 30, 35]},
+    {"quality": [15, 18, 20]},
+    {"quality": [7, 10, 12]},
+)
+
+
+def codec() -> str:
+    """The JPEG library OpenCV was built with, e.g. ``"build-libjpeg-turbo (ver 3.1.2-70)"``."""
+    import cv2
+
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("JPEG:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"  # pragma: no cover - every OpenCV build reports its JPEG library
+
+
+def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = "jpeg") -> dict:
+    """q: one ``below`` draw among the recipe's qualities."""
+    return {"quality": int(_ranges.draw_param(rng, ranges, PARAMS[0], atom))}
+
+
+def compress(image: np.ndarray, quality: int) -> np.ndarray:
+    """Encode the uint8 RGB (H x W x 3) or gray (H x W) ``image`` at ``quality`` and decode it (uint8)."""
+    import cv2
+
+    if isinstance(quality, bool) or int(quality) != quality or not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be an integer in [1, 100], got {quality!r}")
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
+        raise ValueError(f"JPEG needs a uint8 H x W or H x W x 3 image, got {image.dtype} {image.shape}")
+    squeeze = image.ndim == 3 and image.shape[2] == 1
+    src = image[:, :, 0] if squeeze else image
+    colour = src.ndim == 3
+    if colour:
+        src = cv2.cvtColor(src, cv2.COLOR_RGB2BGR)  # a pure channel swap
+    ok, buf = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV encodes any non-empty uint8 image
+        raise RuntimeError("the JPEG encoder failed")
+    out = cv2.imdecode(buf, cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE)
+    if colour:
+        out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+    return out[:, :, None] if squeeze else out
+
+
+def apply(image: np.ndarray, rng: Stream | None = None, *, quality: int, inplace: bool = False) -> np.ndarray:
+    """The decoded JPEG of ``rint(clip(image))`` at ``quality``, as float32. Draws nothing."""
+    x = np.asarray(image)
+    if x.dtype.kind not in "uif" or x.dtype == np.bool_:
+        raise TypeError(f"expected a numeric image array, got dtype {x.dtype}")
+    if x.size == 0:
+        return x.astype(np.float32)
+    if x.dtype != np.uint8:
+        q = np.clip(x, 0.0, 255.0).astype(np.float32)
+        np.rint(q, out=q)
+        x = q.astype(np.uint8)
+    dec = compress(x, quality)
+    out = np.asarray(image)
+    if inplace and out.dtype == np.float32 and out.flags.c_contiguous and out.flags.writeable:
+        out[...] = dec
+        return out
+    return dec.astype(np.float32)
+
+
+SPEC = register_atom(AtomSpec(
+    name="jpeg", family="jpeg", modality="vis", stage=STAGE_PROCESSING, params=PARAMS, draw=draw, apply=apply,
+    summary="JPEG compression (libjpeg-turbo via OpenCV, 4:2:0, islow DCT)", label="jpeg q={quality}",
+    severity=SEVERITY, random_apply=False,
+))
