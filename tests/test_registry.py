@@ -44,7 +44,7 @@ def _spec(name="probe", **kw) -> AtomSpec:
 
 
 def test_v1_specs_and_the_orders_derived_from_them():
-    assert names()[:6] == V1 and len(names()) == len(atoms())
+    assert tuple(n for n in names() if n in V1) == V1 and len(names()) == len(atoms())
     assert tuple(sorted(V1, key=lambda n: canonical_key(get(n)))) == V1  # the canonical setting-name order
     assert label_order()[:6] == ("noise15", "noise25", "noise50", "haze", "defocus", "stripe")  # TG-ECNet's
     assert [get(n).label_index for n in V1] == [0, 1, 2, 4, 3, 5]
@@ -105,7 +105,7 @@ def test_duplicate_names_label_indices_and_occupied_stages_are_refused():
         register_atom({"name": "x"})  # type: ignore[arg-type]
     with pytest.raises(AtomRegistryError, match="no atom named 'nothing'"):
         unregister_atom("nothing")
-    assert names()[:6] == V1  # nothing was half-registered
+    assert "probe" not in names() and set(V1) <= set(names())  # nothing was half-registered
 
 
 @pytest.mark.parametrize("change, message", [
@@ -140,7 +140,7 @@ def test_a_registered_atom_is_canonically_placed_and_removable():
         assert "probe" in ATOMS and get("probe") is spec
         assert names().index("defocus") < names().index("probe") < names().index("haze")  # stage 13: 20 > 13 > 10
         assert label_order()[:6] == ("noise15", "noise25", "noise50", "haze", "defocus", "stripe")
-        assert label_order()[-1] == "probe"
+        assert "probe" in label_order()[6:]  # no label index: after the indexed atoms
         assert len(spec.severity) == 2
     finally:
         unregister_atom("probe")
@@ -158,7 +158,7 @@ def test_atoms_receive_a_stream_and_a_generator_is_wrapped_once():
         seen.append(stream)
         return image + np.float32(u)
 
-    spec = _spec("spy", draw=draw, apply=apply, stage=STAGE_SENSOR + 2, params=())
+    spec = _spec("spy", draw=draw, apply=apply, stage=STAGE_SENSOR + 9, params=())
     out, params = spec.run(np.zeros((2, 2), np.float32), generator(1, "p", "spy", "vis"), {})
     assert isinstance(seen[0], Stream) and seen[0] is seen[1]
     assert params["u"] == Stream(generator(1, "p", "spy", "vis")).uniform()

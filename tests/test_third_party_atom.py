@@ -44,7 +44,7 @@ def apply(image, stream=None, *, gain, inplace=False):
     out += stream.normal(out.shape[1], 2.0)[None, :, None] if out.ndim == 3 else 0  # a little per-column grain
     return out
 
-SPEC = register_atom(AtomSpec(name="dim", family="dim", modality="vis", stage=STAGE_SCENE + 5, params=(GAIN,),
+SPEC = register_atom(AtomSpec(name="dim", family="dim", modality="vis", stage=STAGE_SCENE + 7, params=(GAIN,),
                               draw=draw, apply=apply, summary="global brightness gain",
                               label="dim g={gain:.2f}"))
 '''
@@ -73,13 +73,13 @@ def test_degrade_uses_the_new_atom_and_leaves_v1_settings_alone(msrs_pair, dim):
     vis, ir = msrs_pair
     assert "dim" in names() and get("dim").module is dim
     out = degrade(vis, ir, "dim+noise25", SEED, pair_id=PID)
-    assert out.setting == "noise25+dim"  # canonical: descending stage (noise 30 > dim 15), VIS first
+    assert out.setting == "noise25+dim"  # canonical: descending stage (noise 30 > dim 17), VIS first
     assert set(out.params) == {"noise25", "dim"} and 0.5 <= out.params["dim"]["gain"] <= 0.9
     assert out.ir is ir
     alone = degrade(vis, ir, "dim", SEED, pair_id=PID)
     assert alone.vis.mean() < 0.92 * vis.mean() and alone.ir is ir
     assert set(dim.SEEN) == {Stream}  # the atom only ever saw the narrow stream
-    # applied before noise (stage 15 < 30) and after haze (10): the chain is haze -> dim -> noise
+    # applied before noise (stage 17 < 30) and after haze (10): the chain is haze -> dim -> noise
     from demmi_rf.settings import parse_setting  # noqa: PLC0415
 
     assert [a.name for a in parse_setting("noise50+dim+haze").chain("vis")] == ["haze", "dim", "noise50"]
@@ -141,13 +141,14 @@ def test_build_and_dataset_with_the_new_atom(dim, tmp_path, samples_dir):
                    ranges=data["degradations"])
     assert np.array_equal(got["vis"], want.vis) and not np.array_equal(got["vis"], got["vis_clean"])
 
-    assert atom_order()[:6] == ("noise15", "noise25", "noise50", "haze", "defocus", "stripe")
-    assert atom_order()[6] == "dim"
+    order = atom_order()
+    assert order[:6] == ("noise15", "noise25", "noise50", "haze", "defocus", "stripe") and "dim" in order[6:]
     items = DeMMIDataset(out, split=None, settings="noise15+dim")
     assert len(items) == 1
     item = items[0]
     assert item["setting"] == "noise15+dim"
-    assert item["atoms"].tolist() == [1, 0, 0, 0, 0, 0, 1] == atoms_vector("dim+noise15").tolist()
+    want = [1.0 if name in ("noise15", "dim") else 0.0 for name in order]
+    assert item["atoms"].tolist() == want == atoms_vector("dim+noise15").tolist()
 
 
 def test_contact_sheet_labels_the_new_atom(msrs_pair, dim):
@@ -216,7 +217,7 @@ def apply(image, stream=None, *, offset, inplace=False):
     import numpy as np
     return np.asarray(image, dtype=np.float32) + np.float32(offset)
 
-SPEC = AtomSpec(name="glow", family="glow", modality="ir", stage=STAGE_SENSOR + 5,
+SPEC = AtomSpec(name="glow", family="glow", modality="ir", stage=STAGE_SENSOR + 7,
                 params=(Param("offset", FIXED, lo=-255.0, hi=255.0, default=10.0),), draw=draw, apply=apply,
                 random_apply=False)
 '''
