@@ -1,6 +1,6 @@
 """Timings of the degradation atoms against the closest public implementations, run in the same process.
 
-    python benchmarks/bench_degradations.py [--repeat 21] [--all-cores]
+    python benchmarks/bench_degradations.py [--repeat 21] [--all-cores] [--kernel-only]
 
 On one 640x480 pair (MSRS ``00004N``: RGB VIS, 1-channel IR), pinned to one core (``cv2.setNumThreads(1)``
 and CPU affinity where the OS allows it) unless ``--all-cores``:
@@ -14,6 +14,10 @@ and CPU affinity where the OS allows it) unless ``--all-cores``:
 3. the floor: sixteen ``standard_normal(VIS shape, dtype=float32)`` draws (numpy's sampler; the toolkit's own,
    ``demmi_rf.ziggurat.normal``, is timed beside it), and a full pass of the 16 v1 settings over the pair;
    targets: full pass <= 2 x floor, and < 0.5 s on one core.
+4. the sampler's optional compiled kernel against its numpy path, in the same rounds: sixteen
+   ``ziggurat.normal(VIS shape)``, ``noise50`` through ``degrade`` and the full pass, each with the kernel
+   and with the numpy common case (what a machine without a C compiler runs; same bits). This decides whether
+   the kernel earns its place (docs/degradations.md section 5). ``--kernel-only`` runs this section alone.
 
 All functions of a section are timed in interleaved rounds (one call of each per round, in a shuffled
 order) so that they see the same machine load, on process CPU time (the cost on one core, insensitive to
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=21, help="interleaved rounds per section (median)")
     parser.add_argument("--all-cores", action="store_true", help="do not pin to one core")
+    parser.add_argument("--kernel-only", action="store_true", help="only section 4 (kernel vs numpy path)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # albumentations' version check and deprecation chatter
 
@@ -118,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
           "(DEMMI_RF_NUMPY_ZIGGURAT=1 forces the numpy one)")
     print(f"pair {pid}: VIS {vis.shape} {vis.dtype}, IR {ir.shape} {ir.dtype}; medians of {n} interleaved "
           f"rounds, CPU ms min (median); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+
+    if args.kernel_only:
+        return _kernel_section(vis, ir, seed, pid, recipe, n)
 
     # ---- section 1: atoms vs public implementations ------------------------------------------------------
     counter = iter(range(10**9))
@@ -196,7 +204,60 @@ def main(argv: list[str] | None = None) -> int:
           f"target <= 2: {'OK' if max(pc / fc, pm / fm, pw / fw) <= 2 else 'MISSED'}")
     print(f"   one core: {pc * 1e3:.0f} ms CPU min, {pm * 1e3:.0f} ms CPU median, {pw * 1e3:.0f} ms wall median; "
           f"target < 500 ms: {'OK' if pm < 0.5 else 'MISSED'} (CPU median), {'OK' if pw < 0.5 else 'MISSED'} "
-          f"(wall; load average now {os.getloadavg()[0]:.1f})")
+          f"(wall; load average now {os.getloadavg()[0]:.1f})\n")
+    return _kernel_section(vis, ir, seed, pid, recipe, n)
+
+
+def _kernel_section(vis, ir, seed: int, pid: str, recipe, n: int) -> int:
+    """Section 4: the same calls with the compiled common case and with the numpy one, interleaved."""
+    import numpy as np
+
+    from demmi_rf import degrade, ziggurat
+
+    print("4. the sampler's compiled kernel vs its numpy path (CPU ms min (median); ratio = numpy / compiled)")
+    if ziggurat.backend() != "compiled":
+        print("   the compiled kernel is not in use here (not built, or DEMMI_RF_NUMPY_ZIGGURAT=1): nothing to compare")
+        return 0
+    kernel = ziggurat._kernel
+
+    def numpy_path(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            ziggurat._kernel = lambda: None  # what a machine without a C compiler runs (same bits)
+            try:
+                return fn()
+            finally:
+                ziggurat._kernel = kernel
+        return run
+
+    import albumentations as A
+
+    rng = np.random.default_rng(0)
+    work = {
+        "sampler": lambda: [ziggurat.normal(rng, vis.shape) for _ in range(16)],
+        "noise50": lambda: degrade(vis, ir, "noise50", seed, pair_id=pid),
+        "full": lambda: [degrade(vis, ir, s, seed, pair_id=pid) for s in recipe.settings],
+    }
+    gauss = A.GaussNoise(std_range=(50 / 255, 50 / 255), mean_range=(0, 0), p=1.0)
+    gauss.set_random_seed(0)
+    fns = {f"{k} compiled": fn for k, fn in work.items()}
+    fns.update({f"{k} numpy": numpy_path(fn) for k, fn in work.items()})
+    fns["albumentations GaussNoise"] = lambda: gauss(image=vis)
+    t = interleaved(fns, n)
+    labels = {"sampler": "16 x ziggurat.normal(VIS shape)", "noise50": "noise50 through degrade()",
+              "full": "full pass (16 x degrade)"}
+    for k, label in labels.items():
+        c, p = t[f"{k} compiled"], t[f"{k} numpy"]
+        print(f"   {label:<32} compiled {_ms(c)}, numpy {_ms(p)} -> {p[0] / c[0]:.2f} ({p[1] / c[1]:.2f}); "
+              f"the kernel saves {(p[0] - c[0]) * 1e3:.1f} ms ({(p[1] - c[1]) * 1e3:.1f} on medians)")
+    g = t["albumentations GaussNoise"]
+    print(f"   noise50 / albumentations GaussNoise {_ms(g)} (the speed target: <= 1): compiled "
+          f"{t['noise50 compiled'][0] / g[0]:.2f} ({t['noise50 compiled'][1] / g[1]:.2f}), numpy "
+          f"{t['noise50 numpy'][0] / g[0]:.2f} ({t['noise50 numpy'][1] / g[1]:.2f})")
+    normals = 16 * int(np.prod(vis.shape))
+    c, p = t["sampler compiled"][0], t["sampler numpy"][0]
+    share = (t["full numpy"][0] - t["full compiled"][0]) / t["full numpy"][0]
+    print(f"   per normal: compiled {c / normals * 1e9:.2f} ns, numpy {p / normals * 1e9:.2f} ns; the kernel saves "
+          f"{share:.0%} of the full pass's numpy-path time")
     return 0
 
 
