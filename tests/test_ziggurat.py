@@ -86,7 +86,7 @@ def test_the_tail_beyond_r_has_its_normal_frequency(draws):
 
 
 # --- the layer-interval mass test (power) ------------------------------------------------------------------
-LAYER_DRAWS = 1 << 28  # 268,435,456 normals: about 5 s of CPU with the kernel, 8 s on the numpy path
+LAYER_DRAWS = 1 << 28  # 268,435,456 normals: about 6 s of CPU (kernel or numpy path) on the loaded dev VM
 LAYER_CHUNK = 1 << 22
 LAYER_Z_MAX = 5.5  # on each of 256 intervals: a family-wise false-alarm rate of 1e-5 (Sidak)
 
