@@ -472,3 +472,49 @@ def test_verify_checks_the_drawn_parameters_even_in_a_consistently_resigned_data
     report = verify_dataset(out)
     assert any("drawn parameters in the manifest differ from the shard's" in str(p) for p in report.problems), \
         report.problems
+
+
+# ---- crafted output folders and sources ----------------------------------------------------------------------
+def test_a_lock_file_that_is_a_symbolic_link_is_refused_and_its_target_untouched(tmp_path, recipe):
+    out = tmp_path / "ds"
+    out.mkdir()
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me\n")
+    (out / LOCK).symlink_to(victim)
+    with pytest.raises(BuildError, match="is a symbolic link: refused"):
+        build_dataset(out, recipe=recipe, settings=["haze"], workers=1)
+    assert victim.read_text() == "keep me\n"
+
+
+def test_a_symbolic_link_under_a_shard_name_is_replaced_not_reused(tmp_path, recipe, reference):
+    out = tmp_path / "ds"
+    shutil.copytree(reference, out)
+    outside = tmp_path / "outside.h5"
+    first = sorted((out / "shards").glob("*.h5"))[0]
+    shutil.move(first, outside)
+    first.symlink_to(outside)  # the same valid bytes, but outside the dataset folder
+    report = build_dataset(out, recipe=recipe, settings=SETTINGS, workers=1)
+    assert report.built == [f"shards/{first.name}"] and not first.is_symlink()
+    assert verify_dataset(out).ok
+    _same_dataset(out, reference)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_in_place_of_a_source_image_is_skipped_not_waited_on(tmp_path, recipe):
+    from demmi_rf.build.plan import plan_shards
+    from demmi_rf.build.task import run_shard
+    from demmi_rf.recipe import load_recipe
+    from demmi_rf.sources import discover
+
+    src = _copy_samples(tmp_path / "src")
+    pairs = discover(src).pairs  # scanned while the file was an image
+    target = pairs[0].vis_path
+    target.unlink()
+    os.mkfifo(target)  # replaced after the scan: reading it would block forever
+    out = tmp_path / "ds"
+    (out / "shards").mkdir(parents=True)
+    task = next(t for t in plan_shards(pairs, load_recipe(recipe).with_overrides(settings=SETTINGS), str(out),
+                                       source_roots=(str(src),)) if pairs[0] in t.pairs)
+    result = run_shard(task)
+    assert [s["pair_id"] for s in result["skipped"]] == [pairs[0].pair_id]
+    assert "cannot be read as a regular file" in result["skipped"][0]["message"]

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from ..store.layout import BUILD_LOG, CARD, LOCK, MANIFEST, RECIPE, SHARD_DIR
 from .errors import BuildError, BuildLockedError, os_problem
 
 _OURS = {CARD, MANIFEST, RECIPE, BUILD_LOG, LOCK, SHARD_DIR}
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _SHARD_NAME = re.compile(r"^(train|test)-\d{5}\.h5$")
 
 
@@ -93,10 +96,16 @@ def locked(out: Path) -> Iterator[str]:
         yield ""
         return
     for _ in range(100):
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a symbolic link: a crafted folder's .build.lock -> ~/.bashrc would be truncated
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP or lock.is_symlink():
+                raise BuildError(f"{lock} is a symbolic link: refused (remove it; a build creates its own lock "
+                                 "file)") from exc
             raise BuildError(f"cannot write to the output folder {out}: {os_problem(exc)}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise BuildError(f"{lock} is not a regular file: refused (remove it)")
         try:
             taken = _flock(fd)
         except OSError as exc:
@@ -139,7 +148,7 @@ def check_lock_held(out_dir: str | Path, token: str, what: str) -> None:
     gone = BuildError(f"{what}: the build that started this worker no longer holds {lock} (its driver was "
                       "stopped); nothing written")
     try:
-        fd = os.open(lock, os.O_RDONLY)
+        fd = os.open(lock, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
     except FileNotFoundError:
         raise gone from None
     except OSError:

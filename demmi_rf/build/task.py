@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,13 +71,27 @@ def _relative(path: Path, roots: tuple[str, ...]) -> str:
 def source_digests(task: ShardTask) -> list[tuple[str, str | None, str | None]]:
     """``(pair id, sha256 of the IR file, sha256 of the VIS file)`` per pair of the shard, from the files'
     bytes as they are now (None for a file that cannot be read: that pair will be skipped)."""
-    def digest(path: Path) -> str | None:
-        try:
-            return file_sha256(path)
-        except OSError:
-            return None
+    return [(r.pair_id, _file_digest(r.ir_path), _file_digest(r.vis_path)) for r in task.pairs]
 
-    return [(r.pair_id, digest(r.ir_path), digest(r.vis_path)) for r in task.pairs]
+
+def _file_digest(path: Path) -> str | None:
+    """sha256 of a regular file's bytes; None when it cannot be read or is not a regular file (a FIFO put in
+    place of an image after the scan would otherwise block the worker)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        h = hashlib.sha256()
+        while block := os.read(fd, 1 << 20):
+            h.update(block)
+        return h.hexdigest()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def run_shard(task: ShardTask) -> dict[str, Any]:
@@ -88,12 +104,13 @@ def run_shard(task: ShardTask) -> dict[str, Any]:
     final = Path(task.out_dir) / task.file
     sources = source_digests(task)
     key = shard_key(task.plan_key, sources)
-    result = existing_result(task, sources=sources) if final.exists() else None
+    # only a regular file under the final name can be reused (a symbolic link or anything else is replaced)
+    result = existing_result(task, sources=sources) if _regular(final) else None
     reused = result is not None
     if result is None:
         try:
             with contextlib.suppress(FileNotFoundError):
-                final.unlink()  # present but invalid: rebuilt below
+                final.unlink()  # present but invalid (or a link: the link itself goes): rebuilt below
         except OSError as exc:
             raise BuildError(f"cannot replace shard {final}: {os_problem(exc)}") from exc
         with single_threaded_opencv():
@@ -105,6 +122,13 @@ def run_shard(task: ShardTask) -> dict[str, Any]:
     return {**result, "bytes": size, "sha256": sha, "reused": reused,
             "seconds": round(time.perf_counter() - start, 3), "toolkit_version": __version__,
             "software": library_versions()}
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def existing_result(task: ShardTask, sources: list[tuple[str, str | None, str | None]] | None = None
@@ -273,6 +297,13 @@ def _build(task: ShardTask, final: Path, key: str, sources) -> dict[str, Any]:
         final.parent.mkdir(parents=True, exist_ok=True)
         with ShardWriter(final, attrs, storage=task.storage) as writer:
             for record in task.pairs:
+                unreadable = [p for p, d in zip((record.ir_path, record.vis_path), digests[record.pair_id])
+                              if d is None]
+                if unreadable:  # not decoded: it may be a FIFO or a device put there after the scan
+                    skipped.append({"pair_id": record.pair_id, "path": str(unreadable[0]), "kind": "unreadable",
+                                    "message": f"{unreadable[0]}: cannot be read as a regular file",
+                                    "shard": task.file})
+                    continue
                 try:
                     loaded = read_pair(record, ir16=task.ir16, max_pixels=task.max_pixels)
                 except PairError as exc:
@@ -305,10 +336,7 @@ def _build(task: ShardTask, final: Path, key: str, sources) -> dict[str, Any]:
 def _check_unchanged(record: PairRecord, digest: tuple[str | None, str | None]) -> None:
     """The files just decoded are the ones whose sha256 the shard key records (not edited in between)."""
     for path, before in ((record.ir_path, digest[0]), (record.vis_path, digest[1])):
-        try:
-            now = file_sha256(path)
-        except OSError as exc:
-            raise BuildError(f"source {path} became unreadable while the build read it: {exc}") from exc
+        now = _file_digest(path)
         if now != before:
             raise BuildError(f"source {path} changed while the build read it; re-run the same command")
 
