@@ -518,3 +518,15 @@ def test_a_fifo_in_place_of_a_source_image_is_skipped_not_waited_on(tmp_path, re
     result = run_shard(task)
     assert [s["pair_id"] for s in result["skipped"]] == [pairs[0].pair_id]
     assert "cannot be read as a regular file" in result["skipped"][0]["message"]
+
+
+@pytest.mark.parametrize("name", ["recipe.json", "dataset.json", "manifest.csv"])
+def test_build_files_that_are_symbolic_links_are_refused(tmp_path, recipe, name):
+    out = tmp_path / "ds"
+    out.mkdir()
+    victim = tmp_path / "precious.json"
+    victim.write_text("{}")
+    (out / name).symlink_to(victim)
+    with pytest.raises(BuildError, match=f"{name} is a symbolic link: refused"):
+        build_dataset(out, recipe=recipe, settings=["haze"], workers=1)
+    assert victim.read_text() == "{}" and sorted(p.name for p in out.iterdir()) == [name]

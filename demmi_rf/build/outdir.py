@@ -199,6 +199,10 @@ def check_recipe(out: Path, recipe: Recipe) -> None:
     """Refuse a folder that holds another recipe's build (or foreign files); record ``recipe.json``."""
     marker = out / RECIPE
     old: dict[str, Any] | None = None
+    for name in (RECIPE, CARD, MANIFEST):  # read or replaced below: never through a link out of the folder
+        if (out / name).is_symlink():
+            raise BuildError(f"{out / name} is a symbolic link: refused (a build writes its own {name}); "
+                             "delete it or choose another --out")
     if marker.is_file():
         try:
             old = json.loads(marker.read_text(encoding="utf-8"))
