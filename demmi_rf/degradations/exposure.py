@@ -97,7 +97,9 @@ def tone_curve(image: np.ndarray, gain: float, gamma: float, inplace: bool = Fal
     with np.errstate(invalid="ignore"):  # a value out of [0, 255] or between levels fails the check below
         levels = flat.astype(np.uint8)
     if np.array_equal(levels, flat):  # integer levels: t = 0, y = T[x] exactly
-        flat[...] = cv2.LUT(levels, table).reshape(-1)
+        dst = flat.reshape(-1, 1)
+        if cv2.LUT(levels.reshape(-1, 1), table, dst=dst) is not dst:  # pragma: no cover - OpenCV reallocated
+            flat[...] = cv2.LUT(levels, table).reshape(-1)
         return out
     i = np.floor(flat)
     np.clip(i, np.float32(0.0), np.float32(254.0), out=i)

@@ -127,7 +127,7 @@ def kernel(length: int, angle: int) -> np.ndarray:
     return k.astype(np.float32)
 
 
-_STRIP_FLOATS = 1 << 16  # about this many float32 per strip of the sum (256 KiB)
+_STRIP_FLOATS = 1 << 17  # about this many elements per strip of the sum (512 KiB of float32)
 _local = threading.local()
 
 
@@ -142,16 +142,21 @@ def line_sum(image: np.ndarray, cells: Sequence[tuple[int, int]], scale: float |
              out: np.ndarray | None = None) -> np.ndarray:
     """``Σ_j x[· + dy_j, · + dx_j]`` over ``cells`` in order (reflect-101 borders), optionally times the
     float32 ``scale`` at the end: the fixed sequence of the module docstring. ``image`` is float32 H x W or
-    H x W x C; ``out`` (C-contiguous float32 of its shape, may be ``image`` itself) receives the result."""
+    H x W x C; ``out`` (C-contiguous, of its shape and dtype, may be ``image`` itself) receives the result.
+
+    A uint8 ``image`` (no ``scale``) is summed in uint8 with OpenCV's saturating add: exact as long as every
+    sum stays below 256 (the rain atom's 0/1 drop masks with L ≤ 201 cells)."""
     import cv2
 
     x = np.asarray(image)
-    if x.dtype != np.float32 or x.ndim not in (2, 3):
-        raise TypeError(f"line_sum expects a float32 H x W or H x W x C image, got {x.dtype} {x.shape}")
+    kinds = (np.float32,) if scale is not None else (np.float32, np.uint8)
+    if x.dtype not in kinds or x.ndim not in (2, 3):
+        raise TypeError(f"line_sum expects a float32 (or, without scale, uint8) H x W or H x W x C image, got "
+                        f"{x.dtype} {x.shape}")
     if out is None:
-        out = np.empty(x.shape, np.float32)
-    elif out.shape != x.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape {x.shape}")
+        out = np.empty(x.shape, x.dtype)
+    elif out.shape != x.shape or out.dtype != x.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {x.dtype} array of shape {x.shape}")
     if x.size == 0:
         return out
     h, w = x.shape[:2]

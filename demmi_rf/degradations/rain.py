@@ -16,8 +16,8 @@ parameter: ControlFusion min-max normalises the streak layer, so its brightness 
 noise draw, and ``RandomRain`` draws its drops from Python's ``random`` and blurs the whole image 7×7.
 
 **Exactness.** u are (w >> 11)·2⁻⁵³ of H·W raw words (:meth:`demmi_rf.rng.Stream.uniforms`, row-major),
-compared in float64 with ρ: exact. S is a sum of 0/1 values (exact integers in float32) computed by
-:func:`.motion.line_sum` (reflect-101 borders, cells in order); then t = S·fl32(s) and y = x + t per channel:
+compared in float64 with ρ: exact. S is a sum of 0/1 values (exact integers, summed in uint8 for L < 256, then
+converted to float32) computed by :func:`.motion.line_sum` (reflect-101 borders, cells in order); then t = S·fl32(s) and y = x + t per channel:
 two correctly rounded float32 operations, the same bits on any CPU.
 
 Randomness: ρ, L, θ, s (in that order; ``uniform`` for ρ, θ and s, ``below`` for L), then H·W uniforms.
@@ -69,9 +69,12 @@ def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = 
 def streaks(shape: tuple[int, int], rng: Stream, density: float, length: int, angle: int) -> np.ndarray:
     """S: the float32 H x W streak count of the module docstring (draws H·W uniforms)."""
     h, w = shape
+    cells = line_cells(length, angle)
     u = as_stream(rng).uniforms(h * w).reshape(h, w)
-    mask = (u < float(density)).astype(np.float32)
-    return line_sum(mask, line_cells(length, angle), out=mask)
+    mask = (u < float(density)).view(np.uint8)  # 0/1
+    if len(cells) < 256:  # counts <= L stay exact in uint8 (OpenCV's saturating add never saturates)
+        return line_sum(mask, cells, out=mask).astype(np.float32)
+    return line_sum(mask.astype(np.float32), cells)
 
 
 def apply(image: np.ndarray, rng: Stream, *, density: float, length: int, angle: int, intensity: float,

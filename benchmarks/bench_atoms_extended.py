@@ -1,0 +1,161 @@
+"""Timings of the atoms beyond v1 (issue 14 section 2) against the closest public implementations, same process.
+
+    python benchmarks/bench_atoms_extended.py [--repeat 21] [--all-cores]
+
+On one 640x480 pair (MSRS ``00004N``: RGB VIS, 1-channel IR), pinned to one core (``cv2.setNumThreads(1)`` and
+CPU affinity where the OS allows it) unless ``--all-cores``. Each atom runs through ``demmi_rf.degrade`` (uint8
+in, uint8 out: conversion, draws, model, clip + round; the atoms' default ranges, a new pair id per call so
+every call draws fresh parameters) and each anchor as a user calls it, ``transform(image=...)`` on uint8:
+
+=================  =====================================================================================
+atom               anchor (albumentations)
+=================  =====================================================================================
+``motion``         ``MotionBlur(blur_limit=(5, 15), allow_shifted=False)`` (lengths 5..15, any angle)
+``rain``           ``RandomRain(drop_length=20, drop_width=1, blur_value=7)``
+``jpeg``           ``ImageCompression(quality_range=(20, 60))``
+``overexposure``   ``RandomGamma(gamma_limit=(60, 90))`` (a tone curve alone: the strictest anchor)
+``lowlight``       ``Compose([RandomGamma(180-260), GaussNoise(std 2-6)])`` (tone curve and noise) and
+                   ``RandomGamma`` alone
+``lowcontrast``    ``RandomBrightnessContrast(contrast_limit=(-0.6, -0.4))`` on the IR image
+``ir_noise``       ``GaussNoise(std 5-20)`` on the IR image
+``stripe_gain``    ``GaussNoise(std 3-5)`` on the IR image (no public stripe transform; its per-pixel term)
+=================  =====================================================================================
+
+All functions are timed in interleaved rounds (one call of each per round, shuffled order; see
+``bench_degradations.py``) on process CPU time: minimum over rounds and, in brackets, the median. Ratios are
+ours / anchor on the minima (medians); the target is <= 1. Only ratios from the same run are meaningful.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import pin_one_core  # noqa: E402
+from bench_degradations import _ms, interleaved  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=21, help="interleaved rounds")
+    parser.add_argument("--all-cores", action="store_true", help="do not pin to one core")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")  # albumentations' version check and deprecation chatter
+
+    import albumentations as A
+    import cv2
+    import numpy as np
+
+    import demmi_rf
+    from demmi_rf import degrade
+    from demmi_rf.degradations import extended  # registers the atoms
+    from demmi_rf.recipe import load_recipe
+    from demmi_rf.samples import sample_root
+    from demmi_rf.sources import discover, read_pair
+
+    cores = "all cores" if args.all_cores else pin_one_core()
+    seed = load_recipe("demmi-rf-v1").seed
+    record = [r for r in discover(sample_root(), check="none").pairs if r.pair_id == "msrs/00004N"][0]
+    pair = read_pair(record)
+    vis, ir = pair.vis, pair.ir
+    print(f"demmi-rf {demmi_rf.__version__}, numpy {np.__version__}, opencv {cv2.__version__}, "
+          f"albumentations {A.__version__}; {cores}")
+    print(f"pair {record.pair_id}: VIS {vis.shape}, IR {ir.shape}; {args.repeat} interleaved rounds, CPU ms min "
+          f"(median); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; atoms: "
+          f"{', '.join(extended.NAMES)}\n")
+
+    counter = iter(range(10**9))
+
+    def ours(setting: str) -> Callable[[], object]:
+        return lambda: degrade(vis, ir, setting, seed, pair_id=f"bench/{next(counter)}")
+
+    anchors = {
+        "MotionBlur 5-15": (A.MotionBlur(blur_limit=(5, 15), allow_shifted=False, p=1.0), vis),
+        "RandomRain": (A.RandomRain(drop_length=20, drop_width=1, blur_value=7, p=1.0), vis),
+        "ImageCompression q20-60": (A.ImageCompression(quality_range=(20, 60), p=1.0), vis),
+        "RandomGamma": (A.RandomGamma(gamma_limit=(60, 90), p=1.0), vis),
+        "RandomGamma+GaussNoise": (A.Compose([A.RandomGamma(gamma_limit=(180, 260), p=1.0),
+                                              A.GaussNoise(std_range=(2 / 255, 6 / 255), p=1.0)], seed=0), vis),
+        "RandomBrightnessContrast (IR)": (A.RandomBrightnessContrast(brightness_limit=(0.0, 0.0),
+                                                                     contrast_limit=(-0.6, -0.4), p=1.0), ir),
+        "GaussNoise 5-20 (IR)": (A.GaussNoise(std_range=(5 / 255, 20 / 255), p=1.0), ir),
+        "GaussNoise 3-5 (IR)": (A.GaussNoise(std_range=(3 / 255, 5 / 255), p=1.0), ir),
+    }
+    for t, _ in anchors.values():
+        if hasattr(t, "set_random_seed"):
+            t.set_random_seed(0)
+    public = {k: (lambda t=t, img=img: t(image=img)) for k, (t, img) in anchors.items()}
+    pairs = {
+        "motion": ["MotionBlur 5-15"],
+        "rain": ["RandomRain"],
+        "jpeg": ["ImageCompression q20-60"],
+        "overexposure": ["RandomGamma"],
+        "lowlight": ["RandomGamma+GaussNoise", "RandomGamma"],
+        "lowcontrast": ["RandomBrightnessContrast (IR)"],
+        "ir_noise": ["GaussNoise 5-20 (IR)"],
+        "stripe_gain": ["GaussNoise 3-5 (IR)"],
+    }
+    times = interleaved({**{a: ours(a) for a in pairs}, **public}, args.repeat)
+    print("atom            ours            anchor: time -> ratio on minima (medians), target <= 1")
+    worst = 0.0
+    for atom, keys in pairs.items():
+        cells = [f"{k} {_ms(times[k])} -> {times[atom][0] / times[k][0]:.2f} "
+                 f"({times[atom][1] / times[k][1]:.2f})" for k in keys]
+        worst = max(worst, times[atom][0] / times[keys[0]][0])
+        print(f"{atom:<14}  {_ms(times[atom]):<14}  " + "; ".join(cells))
+    print(f"\nworst ratio against the first (closest) anchor: {worst:.2f} ({'OK' if worst <= 1 else 'SLOWER'})")
+
+    # ---- the same contract: float32 in, float32 out, no rounding (the atom alone; anchors on float32) ----------
+    from demmi_rf.degradations import get
+    from demmi_rf.degradations._arrays import quantize
+    from demmi_rf.rng import Stream
+
+    vis_f, ir_f = vis.astype(np.float32), ir.astype(np.float32)
+    vis_1, ir_1 = vis_f / 255.0, ir_f / 255.0  # albumentations' float convention
+    stream = Stream(np.random.default_rng(0))
+    bufs = {"vis": vis_f.copy(), "ir": ir_f.copy()}
+
+    def atom_alone(name: str) -> Callable[[], object]:
+        spec = get(name)
+        src = vis_f if spec.modality == "vis" else ir_f
+        buf = bufs[spec.modality]
+
+        def run() -> object:
+            np.copyto(buf, src)
+            return spec.run(buf, stream, spec.default_ranges, inplace=True)
+        return run
+
+    floats = {
+        "MotionBlur 5-15": (anchors["MotionBlur 5-15"][0], vis_1),
+        "RandomRain": (anchors["RandomRain"][0], vis_1),
+        "ImageCompression q20-60": (anchors["ImageCompression q20-60"][0], vis_1),
+        "RandomGamma": (anchors["RandomGamma"][0], vis_1),
+        "RandomGamma+GaussNoise": (anchors["RandomGamma+GaussNoise"][0], vis_1),
+        "RandomBrightnessContrast (IR)": (anchors["RandomBrightnessContrast (IR)"][0], ir_1),
+        "GaussNoise 5-20 (IR)": (anchors["GaussNoise 5-20 (IR)"][0], ir_1),
+        "GaussNoise 3-5 (IR)": (anchors["GaussNoise 3-5 (IR)"][0], ir_1),
+    }
+    same = {k: pairs[k][0] for k in ("motion", "rain", "jpeg", "overexposure", "lowlight", "lowcontrast", "ir_noise",
+                                     "stripe_gain")}
+    fns = {**{f"atom {a}": atom_alone(a) for a in same},
+           **{f"f32 {k}": (lambda t=t, img=img: t(image=img)) for k, (t, img) in floats.items()},
+           "floor VIS": lambda: quantize(vis.astype(np.float32)), "floor IR": lambda: quantize(ir.astype(np.float32))}
+    t2 = interleaved(fns, args.repeat)
+    print("\nsame contract: the atom's apply on float32 0-255 (no rounding) vs the anchor on float32 [0, 1]")
+    for atom, k in same.items():
+        mine, theirs = t2[f"atom {atom}"], t2[f"f32 {k}"]
+        print(f"{atom:<14}  {_ms(mine):<14}  {k} {_ms(theirs)} -> {mine[0] / theirs[0]:.2f} "
+              f"({mine[1] / theirs[1]:.2f})")
+    print(f"composition floor (uint8 -> float32 -> clip, rint, uint8; part of every degrade() call): "
+          f"VIS {_ms(t2['floor VIS'])}, IR {_ms(t2['floor IR'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
