@@ -17,8 +17,8 @@ noise draw, and ``RandomRain`` draws its drops from Python's ``random`` and blur
 
 **Exactness.** u are (w >> 11)·2⁻⁵³ of H·W raw words (:meth:`demmi_rf.rng.Stream.uniforms`, row-major),
 compared in float64 with ρ: exact. S is a sum of 0/1 values (exact integers, summed in uint8 for L < 256, then
-converted to float32) computed by :func:`.motion.line_sum` (reflect-101 borders, cells in order); then t = S·fl32(s) and y = x + t per channel:
-two correctly rounded float32 operations, the same bits on any CPU.
+converted to float32) computed by :func:`.motion.line_sum` (reflect-101 borders, cells in order); then
+t = S·fl32(s) and y = x + t per channel: two correctly rounded float32 operations, the same bits on any CPU.
 
 Randomness: ρ, L, θ, s (in that order; ``uniform`` for ρ, θ and s, ``below`` for L), then H·W uniforms.
 
