@@ -2,8 +2,8 @@ r"""VIS motion blur: a straight line kernel of length L and angle θ (atom ``mot
 
 .. math::
 
-    y = K_{L,\theta} * x \ \text{per channel}, \qquad
-    K_{L,\theta} = \frac{1}{L} \sum_{j=0}^{L-1} \delta_{(u_j, v_j)}
+    y(p) = \frac{1}{L} \sum_{j=0}^{L-1} x\big(p + (u_j, v_j)\big) \ \text{per channel}
+    \qquad \text{(the correlation with } K_{L,\theta} = \tfrac{1}{L} \textstyle\sum_j \delta_{(u_j, v_j)}\text{)}
 
 with the L cells of a digital line through the kernel's centre (a DDA / Bresenham line, as ``cv2.line``
 draws it): for a = j − ⌊(L−1)/2⌋, j = 0..L−1, and θ (degrees, counter-clockwise from the +x axis, image rows

@@ -11,9 +11,10 @@ on the 0-255 scale, the same S for every channel (white rain). M marks the pixel
 L pixels of brightness s (overlapping streaks add up). This is the additive rain model O = B + S of Yang et
 al., *Deep joint rain detection and removal from a single image* (CVPR 2017; the Rain100L/H synthesis) with
 the streak layer built like the ControlFusion generator ``genDateset/vis_rain.py`` (sparse noise blurred
-along a line) and albumentations ``RandomRain`` (drops drawn as slanted lines), but with the brightness a
-parameter: ControlFusion min-max normalises the streak layer, so its brightness depends on the image's own
-noise draw, and ``RandomRain`` draws its drops from Python's ``random`` and blurs the whole image 7×7.
+along a line) and albumentations ``RandomRain`` (H/3 drop lines drawn with ``cv2.polylines`` at positions from
+numpy's ``Generator.integers``, the rain layer blurred 7×7 in uint8, the image then dimmed by 0.7), but with the
+streak brightness a parameter: ControlFusion min-max normalises its streak layer, so the brightness depends on
+the image's own noise draw.
 
 **Exactness.** u are (w >> 11)·2⁻⁵³ of H·W raw words (:meth:`demmi_rf.rng.Stream.uniforms`, row-major),
 compared in float64 with ρ: exact. S is a sum of 0/1 values (exact integers, summed in uint8 for L < 256, then
