@@ -72,11 +72,14 @@ class _BuildProgress:
               help="Largest image (height x width) decoded; a pair with a bigger header is skipped (docs/sources.md).")
 @click.option("--strict", is_flag=True, default=False,
               help="Fail (exit 1, no manifest or card written) when a pair is skipped or a split comes out empty.")
+@click.option("--virtual", is_flag=True, default=False,
+              help="Store the clean pairs, manifest and card but not the degraded arrays: readers synthesise and "
+                   "check them on read (same content hash; docs/dataset-layout.md, 'Virtual datasets').")
 @progress_option
 @json_option
 def build(sources: tuple[Path, ...], out: Path, recipe: str, degradations: list[str] | None, seed: int | None,
           workers: int | None, executor: str, scheduler: str | None, ir16: str, max_pixels: int, strict: bool,
-          progress: bool | None, as_json: bool) -> None:
+          virtual: bool, progress: bool | None, as_json: bool) -> None:
     """Build a DeMMI-RF dataset from SOURCES into OUT (see docs/dataset-layout.md).
 
     With --json, stdout holds one JSON summary (output folder, content and card hashes, shards built and
@@ -98,7 +101,7 @@ def build(sources: tuple[Path, ...], out: Path, recipe: str, degradations: list[
     try:
         report = build_dataset(out, sources, recipe=recipe, settings=degradations, seed=seed, workers=workers,
                                executor=executor, scheduler=scheduler, ir16=ir16, progress=bar, strict=strict,
-                               max_pixels=max_pixels)
+                               max_pixels=max_pixels, virtual=virtual)
     except KeyboardInterrupt:
         bar.close()
         click.echo(f"\ninterrupted: finished shards are kept; re-run the same command to resume into {out}",

@@ -48,15 +48,39 @@ def stable_unit(*parts: object) -> float:
     return ((w[0] << 21) ^ (w[1] >> 11)) / float(1 << 53)
 
 
-def generator(seed: int, pair_id: str, setting: str, modality: str) -> np.random.Generator:
+def generator(seed: int, pair_id: str, setting: str, modality: str, *extra: object) -> np.random.Generator:
     """The generator for one (seed, pair, setting, modality) stream.
 
     ``setting`` must be the canonical setting name so that ``haze+noise50`` and ``noise50+haze`` agree.
+    ``extra`` parts (none for a stored benchmark: then the key is exactly the v1 key above) are appended to the
+    hashed material, e.g. ``("resample", dataset seed, epoch)`` for the fresh draws of
+    :func:`resample_parts` (training with ``DeMMIDataset(..., resample="epoch")``).
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    sequence = np.random.SeedSequence(stable_words(int(seed), pair_id, setting, modality))
+    sequence = np.random.SeedSequence(stable_words(int(seed), pair_id, setting, modality, *extra))
     return np.random.Generator(np.random.PCG64(sequence))
+
+
+RESAMPLE = "resample"
+
+
+def resample_parts(dataset_seed: int, epoch: int) -> tuple[object, ...]:
+    r"""The extra key parts of a fresh draw (training with ``resample="epoch"``): ``("resample", dataset seed,
+    epoch)``, so that
+
+    .. math::
+
+        \text{key} = \operatorname{SHA-256}(\text{"demmi-rf/v1"} \,\|\, \text{seed} \,\|\, \text{pair id}
+                     \,\|\, \text{setting} \,\|\, \text{modality} \,\|\, \text{"resample"} \,\|\,
+                     \text{dataset seed} \,\|\, \text{epoch})
+
+    (parts joined by U+001F, integers in decimal). The stored benchmark's key has no extra parts, so no fresh
+    draw can coincide with it by construction (the hashed strings differ)."""
+    for name, value in (("dataset seed", dataset_seed), ("epoch", epoch)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return (RESAMPLE, int(dataset_seed), int(epoch))
 
 
 def uniform(rng: np.random.Generator) -> float:

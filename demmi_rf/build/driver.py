@@ -25,6 +25,7 @@ from ..software import library_versions
 from ..sources import discover
 from ..sources.budget import check_build_memory
 from ..sources.images import DEFAULT_MAX_PIXELS
+from ..store.arrays import build_storage
 from ..store.atomic import write_bytes_atomic
 from ..store.card import card_bytes, card_hash, count_samples
 from ..store.checksums import bytes_sha256
@@ -75,8 +76,12 @@ def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
                   seed: int | None = None, workers: int | None = None, executor: str = "local",
                   scheduler: str | None = None, ir16: str = "error",
                   progress: Progress | None = None, strict: bool = False,
-                  max_pixels: int = DEFAULT_MAX_PIXELS) -> BuildReport:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, virtual: bool = False) -> BuildReport:
     """Build (or resume building) a dataset into ``out`` from ``sources`` (the embedded samples when empty).
+
+    ``virtual``: store the clean pairs, the manifest (every drawn parameter and array sha256) and the card, not
+    the degraded arrays; readers synthesise them on read (:mod:`demmi_rf.store.arrays`). Same manifest and
+    content hash as the materialized build; the card records ``storage.array_format = "virtual"``.
 
     Raises :class:`~demmi_rf.build.errors.BuildError` (or another DemmiError) with a message naming the
     folder, shard or pair at fault; a failed build leaves no shard that looks complete and no card.
@@ -108,7 +113,8 @@ def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
     if not scan.pairs:
         problems = "; ".join(str(p) for p in scan.problems[:3])
         raise BuildError(f"no IR/VIS pairs found under {', '.join(labels)}" + (f" ({problems})" if problems else ""))
-    tasks = plan_shards(scan.pairs, effective, str(out), ir16=ir16, source_roots=tuple(str(r) for r in roots))
+    tasks = plan_shards(scan.pairs, effective, str(out), ir16=ir16, source_roots=tuple(str(r) for r in roots),
+                        storage=build_storage(virtual))
     tasks = [dataclasses.replace(t, max_pixels=max_pixels) for t in tasks]
     if executor == "local":  # a cluster's workers have their own memory
         check_build_memory(scan.pairs, len(effective.settings), min(workers, len(tasks)), max_pixels)

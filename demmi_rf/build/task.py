@@ -33,6 +33,7 @@ from ..ids import sample_id
 from ..rng import seed_material
 from ..software import library_versions
 from ..sources import PairRecord, read_pair
+from ..store.arrays import is_virtual
 from ..store.checksums import array_sha256, file_sha256
 from ..store.layout import pair_array_path, sample_array_path, sample_group_path
 from ..store.manifest import jsonable
@@ -187,6 +188,7 @@ def _reuse_check(h5, task: ShardTask, sources) -> dict[str, Any] | str:
     seed = int(task.recipe["seed"])
     settings = [parse_setting(s) for s in task.recipe["settings"]]
     digests = {pid: (ir, vis) for pid, ir, vis in sources}
+    virtual = is_virtual(task.storage)
     rows = result["rows"]
     if not isinstance(rows, list) or len(rows) != len(task.pairs) * len(settings):
         return "/meta/result does not hold one row per pair and setting"
@@ -215,6 +217,8 @@ def _reuse_check(h5, task: ShardTask, sources) -> dict[str, Any] | str:
                 return f"sample {identity['sample_id']}: drawn parameters or attributes differ from /meta/result"
             for name in ("vis", "ir", "vis_clean", "ir_clean"):
                 path = row[f"{name}_path"]
+                if virtual and name in ("vis", "ir") and path == sample_array_path(identity["sample_id"], name):
+                    continue  # not stored in a virtual shard: its sha256 is covered by result_sha256
                 if path not in hashes:
                     array = read_array(h5, path, task.file)
                     hashes[path] = (array_sha256(array), array.shape)
@@ -374,7 +378,9 @@ def _write_pair(writer: ShardWriter, task: ShardTask, record: PairRecord, vis, i
             ("vis", setting.changes_vis, out.vis, sha_vis_clean),
             ("ir", setting.changes_ir, out.ir, sha_ir_clean),
         ):
-            if changes:
+            if changes and is_virtual(task.storage):  # virtual build: recorded (sha256, parameters), not stored
+                row[f"sha256_{modality}"] = array_sha256(array)
+            elif changes:
                 row[f"sha256_{modality}"] = writer.write_array(row[f"{modality}_path"], array)
             else:
                 clean = vis if modality == "vis" else ir

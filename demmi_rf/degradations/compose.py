@@ -129,6 +129,7 @@ def degrade(
     pair_id: str,
     depth: np.ndarray | None = None,
     ranges: Mapping[str, Mapping[str, Any]] | None = None,
+    stream_extra: tuple[object, ...] = (),
 ) -> DegradedPair:
     """Degrade the registered pair ``(vis, ir)`` under ``setting`` (e.g. ``"noise50+haze+stripe"``).
 
@@ -141,6 +142,8 @@ def degrade(
         depth: optional H x W depth map (larger = farther) replacing haze's radial pseudo-depth.
         ranges: per-atom parameter ranges as in a recipe's ``[degradations.*]`` tables; ``None`` = the atoms'
             default ranges (:func:`default_ranges`: the v1 recipe's for the v1 atoms).
+        stream_extra: extra parts of the generator key (:func:`demmi_rf.rng.generator`); empty (the default) for
+            the stored benchmark, ``demmi_rf.rng.resample_parts(dataset_seed, epoch)`` for a fresh training draw.
 
     Randomness: VIS atoms draw from ``Stream(generator(seed, pair_id, setting.name, "vis"))`` in the order
     haze -> defocus -> noise, IR atoms from ``Stream(generator(..., "ir"))``. Arithmetic is float32 on 0-255; each
@@ -164,7 +167,7 @@ def degrade(
     for modality, image in (("vis", vis), ("ir", ir)):
         if not s.chain(modality):
             continue
-        stream = Stream(generator(seed, pair_id, s.name, modality))
+        stream = Stream(generator(seed, pair_id, s.name, modality, *stream_extra))
         work, d = run_chain(image, s, modality, stream, ranges, depth if modality == "vis" else None)
         out[modality] = quantize(work)
         drawn.update(d)

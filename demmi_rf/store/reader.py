@@ -9,15 +9,17 @@ costs a nested-group traversal per call, and keeping the handle keeps HDF5's per
 clean arrays a pair shares across its settings are not decompressed again for every setting. A file closed by
 the shard LRU drops its array handles first, so no handle of a closed file is ever used.
 
-Every shard is opened through :func:`demmi_rf.store.safe.open_shard` (the store's one gate: a path inside the
-dataset folder, no links, no external or virtual storage, no unknown filters) and every array handle is checked
-against the manifest (uint8, the recorded height, width and channels) before it is read or cached.
+Every array is read through the dataset's :class:`~demmi_rf.store.arrays.ArrayStore` (the seam chosen by the
+card's ``storage.array_format``: ``hdf5`` materialized, ``virtual`` synthesised on read and checked against the
+manifest's sha256), which holds these handles. Every shard is opened through
+:func:`demmi_rf.store.safe.open_shard` (the store's one gate: a path inside the dataset folder, no links, no
+external or virtual storage, no unknown filters) and every array handle is checked against the manifest
+(uint8, the recorded height, width and channels) before it is read or cached.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,16 +31,24 @@ import pandas as pd
 
 from ..errors import DatasetError, ShardError, did_you_mean
 from ..settings import parse_setting
+from .arrays import (
+    ARRAY_NAMES,
+    DEFAULT_CACHE_BYTES,
+    ArrayStore,
+    HDF5ArrayStore,
+    SampleRef,
+    VirtualArrayStore,
+    open_array_store,
+    refs_from_manifest,
+)
 from .card import Card, card_hash, load_card, recipe_hash_problem
 from .checksums import file_sha256
 from .identity import card_content_hash
 from .layout import ARRAYS, CARD, MANIFEST
 from .manifest import read_manifest
-from .safe import array_shape, check_array, inside, open_shard
+from .safe import inside
 
-_ARRAY_COLUMNS = {"vis": "vis_path", "ir": "ir_path", "vis_clean": "vis_clean_path", "ir_clean": "ir_clean_path"}
-_ARRAY_NAMES = tuple(_ARRAY_COLUMNS)
-_Located = tuple[str, int, int, int, dict[str, str]]  # shard, height, width, vis channels, {array: path}
+_ARRAY_NAMES = ARRAY_NAMES
 
 
 def _canonical_setting(name: str) -> str:
@@ -59,7 +69,8 @@ class Dataset:
     ``manifest`` (DataFrame, one row per sample, default RangeIndex).
     """
 
-    def __init__(self, root: str | Path, max_open_shards: int = 64, max_open_arrays: int = 128):
+    def __init__(self, root: str | Path, max_open_shards: int = 64, max_open_arrays: int = 128,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES):
         self.root = Path(root).absolute()
         self.max_open_shards = max(1, int(max_open_shards))
         self.max_open_arrays = max(0, int(max_open_arrays))
@@ -85,10 +96,10 @@ class Dataset:
             raise DatasetError(f"{self.root / CARD}: content_hash {recorded} does not match the manifest's content "
                                f"hash {self.content_hash} (edited card or manifest); run 'demmi verify'")
         self._row_of = {sid: i for i, sid in enumerate(self.manifest["sample_id"])}
-        self._files: OrderedDict[str, h5py.File] = OrderedDict()
-        self._arrays: OrderedDict[tuple[str, str], h5py.Dataset] = OrderedDict()
-        self._index: dict[str, _Located] | None = None  # built on the first read (not pickled)
-        self._pid = os.getpid()
+        self._store: ArrayStore = open_array_store(self.root, self.card, max_open_shards=self.max_open_shards,
+                                                   max_open_arrays=self.max_open_arrays, cache_bytes=cache_bytes)
+        self._index: dict[str, SampleRef] | None = None  # built on the first read (not pickled)
+        self._fresh: VirtualArrayStore | None = None  # fresh draws of a materialized dataset (read_fresh)
 
     # ---- selection ------------------------------------------------------------------------------------
     @property
@@ -134,74 +145,43 @@ class Dataset:
             raise DatasetError(f"{self.root}: no sample {sample_id!r} in this dataset") from None
 
     # ---- pixels -----------------------------------------------------------------------------------------
-    def _check_pid(self) -> None:
-        """Forked: never touch the parent's HDF5 handles (files or arrays); this process opens its own."""
-        if os.getpid() != self._pid:
-            self._arrays = OrderedDict()
-            self._files = OrderedDict()
-            self._pid = os.getpid()
+    # The HDF5 handles live in the array store (:mod:`.arrays`); these views keep the reader's cache state
+    # inspectable as before (``_files``, ``_arrays``: the open shard files and array handles of this process).
+    @property
+    def _hdf5(self) -> HDF5ArrayStore:
+        store = self._store
+        return store.clean if isinstance(store, VirtualArrayStore) else store  # type: ignore[return-value]
 
-    def _shard(self, rel: str) -> h5py.File:
-        """The open handle of a shard in this process (least recently used handles beyond
-        ``max_open_shards`` are closed, so a dataset of thousands of shards never exhausts file handles)."""
-        self._check_pid()
-        h5 = self._files.get(rel)
-        if h5 is None:
-            h5 = open_shard(rel, root=self.root)
-            self._files[rel] = h5
-            while len(self._files) > self.max_open_shards:
-                old_rel, old = self._files.popitem(last=False)
-                self._drop_arrays(old_rel)  # before closing: no handle of a closed file stays cached
-                _close_quietly(old)
-        else:
-            self._files.move_to_end(rel)
-        return h5
+    @property
+    def _files(self) -> OrderedDict[str, h5py.File]:
+        return self._hdf5._files
 
-    def _drop_arrays(self, rel: str) -> None:
-        for key in [k for k in self._arrays if k[0] == rel]:
-            del self._arrays[key]
+    @property
+    def _arrays(self) -> OrderedDict[tuple[str, str], h5py.Dataset]:
+        return self._hdf5._arrays
 
-    def _array(self, rel: str, path: str, sample_id: str, shape: tuple[int, ...]) -> h5py.Dataset:
-        """The open ``h5py.Dataset`` at ``path`` in shard ``rel`` (LRU of ``max_open_arrays`` handles);
-        :class:`ShardError` naming the shard, sample and array when it is absent, unreadable, not uint8 or not
-        of the manifest's ``shape``."""
-        key = (rel, path)
-        dset = self._arrays.get(key)
-        if dset is not None:
-            if dset.id.valid:  # its file is open: evicting or closing a file drops its handles first
-                if dset.shape != shape:  # two manifest rows give one array two sizes
-                    check_array(dset, _where(rel, sample_id, path), shape)
-                self._arrays.move_to_end(key)
-                self._files.move_to_end(rel)
-                return dset
-            del self._arrays[key]  # pragma: no cover - defensive: the file was closed behind our back
-        h5 = self._shard(rel)
-        try:
-            dset = h5[path]
-        except KeyError as exc:
-            raise ShardError(f"{_where(rel, sample_id, path)}: not found in the shard") from exc
-        except Exception as exc:  # noqa: BLE001 - h5py raises many types on corrupted metadata
-            raise ShardError(f"{_where(rel, sample_id, path)}: unreadable: {exc}") from exc
-        if not isinstance(dset, h5py.Dataset):
-            raise ShardError(f"{_where(rel, sample_id, path)}: a group, not an array")
-        check_array(dset, _where(rel, sample_id, path), shape)
-        if self.max_open_arrays:
-            self._arrays[key] = dset
-            while len(self._arrays) > self.max_open_arrays:
-                self._arrays.popitem(last=False)
-        return dset
+    @property
+    def _pid(self) -> int:
+        return self._hdf5._pid
 
-    def _locate(self, sample_id: str) -> _Located:
-        """Shard, size and array paths of a sample, from a dict built once (a pandas row per read is slow)."""
+    @_pid.setter
+    def _pid(self, value: int) -> None:
+        self._hdf5._pid = value
+
+    @property
+    def array_store(self) -> ArrayStore:
+        """The :class:`~demmi_rf.store.arrays.ArrayStore` every array is read through (the card's format)."""
+        return self._store
+
+    @property
+    def array_format(self) -> str:
+        """The card's array format: ``"hdf5"`` (materialized) or ``"virtual"`` (synthesised on read)."""
+        return self._store.format
+
+    def _locate(self, sample_id: str) -> SampleRef:
+        """Where a sample's arrays are, from a dict built once (a pandas row per read is slow)."""
         if self._index is None:
-            m = self.manifest
-            paths = zip(*(m[_ARRAY_COLUMNS[a]].tolist() for a in _ARRAY_NAMES))
-            self._index = {
-                sid: (shard, int(h), int(w), int(c), dict(zip(_ARRAY_NAMES, p)))
-                for sid, shard, h, w, c, p in zip(m["sample_id"].tolist(), m["shard"].tolist(),
-                                                  m["height"].tolist(), m["width"].tolist(),
-                                                  m["vis_channels"].tolist(), paths)
-            }
+            self._index = refs_from_manifest(self.manifest)
         try:
             return self._index[sample_id]
         except KeyError:
@@ -211,38 +191,61 @@ class Dataset:
              window: tuple[int, int, int, int] | None = None) -> dict[str, np.ndarray]:
         """uint8 arrays of a sample: ``vis`` (HxWx3 RGB or HxW gray), ``ir`` (HxW), ``vis_clean``,
         ``ir_clean``. ``vis`` of a setting that leaves VIS unchanged is the clean VIS (same for IR).
-        ``window=(y0, x0, h, w)`` reads only that region (only the chunks it touches are decoded)."""
-        rel, height, width, channels, paths = self._locate(sample_id)
-        names = [arrays] if isinstance(arrays, str) else list(arrays)
-        bad = [a for a in names if a not in _ARRAY_COLUMNS]
-        if bad:
-            raise ValueError(f"unknown array name(s) {bad}; choose from {', '.join(_ARRAY_COLUMNS)}")
+        ``window=(y0, x0, h, w)`` reads only that region (in a materialized dataset only the chunks it touches
+        are decoded; in a virtual one the whole image is synthesised once and cached)."""
+        ref = self._locate(sample_id)
+        names = self._names(arrays)
         if window is not None:
-            window = _check_window(window, height, width, sample_id)
-        self._check_pid()
+            window = _check_window(window, ref.height, ref.width, sample_id)
+        return self._store.read_many(ref, names, window)
+
+    def read_fresh(self, sample_id: str, dataset_seed: int, epoch: int, arrays: Iterable[str] = ARRAYS,
+                   window: tuple[int, int, int, int] | None = None) -> dict[str, np.ndarray]:
+        """Like :meth:`read`, but the degraded arrays are a *fresh draw*: new parameters and noise from the
+        stream of :func:`demmi_rf.rng.resample_parts` (``dataset_seed``, ``epoch``) instead of the stored
+        benchmark's, synthesised by :func:`demmi_rf.degrade` from the stored clean arrays (any array format).
+        Not checked against the manifest (it differs from it by design). Used by training with
+        ``DeMMIDataset(..., resample="epoch")``."""
+        from ..rng import resample_parts  # noqa: PLC0415
+
+        ref = self._locate(sample_id)
+        names = self._names(arrays)
+        if window is not None:
+            window = _check_window(window, ref.height, ref.width, sample_id)
+        extra = resample_parts(dataset_seed, epoch)
+        fresh = self._fresh_store().synthesise(ref, stream_extra=extra) if any(map(ref.degraded, names)) else {}
         out = {}
-        for a in names:
-            path = paths[a]
-            dset = self._array(rel, path, sample_id, array_shape(height, width, channels, a))
-            try:
-                if window is None:
-                    out[a] = np.asarray(dset[()])
-                else:
-                    y0, x0, h, w = window
-                    out[a] = np.asarray(dset[y0 : y0 + h, x0 : x0 + w])
-            except Exception as exc:  # noqa: BLE001 - h5py raises many types on damaged chunks
-                self._arrays.pop((rel, path), None)
-                raise ShardError(f"{_where(rel, sample_id, path)}: data does not decode (corrupted?): {exc}") from exc
+        for name in names:
+            if ref.degraded(name):
+                image = fresh[name]
+                out[name] = image if window is None else \
+                    np.ascontiguousarray(image[window[0]: window[0] + window[2], window[1]: window[1] + window[3]])
+            else:
+                out[name] = self._store.read(ref, name, window)
         return out
+
+    def _fresh_store(self) -> VirtualArrayStore:
+        """A synthesising store sharing this reader's HDF5 handles (no cache: every fresh draw is new)."""
+        if isinstance(self._store, VirtualArrayStore):
+            return self._store
+        if self._fresh is None:
+            fresh = VirtualArrayStore(self.root, self.card, cache_bytes=0)
+            fresh.clean = self._store  # type: ignore[assignment]
+            self._fresh = fresh
+        return self._fresh
+
+    @staticmethod
+    def _names(arrays: Iterable[str]) -> list[str]:
+        names = [arrays] if isinstance(arrays, str) else list(arrays)
+        bad = [a for a in names if a not in _ARRAY_NAMES]
+        if bad:
+            raise ValueError(f"unknown array name(s) {bad}; choose from {', '.join(_ARRAY_NAMES)}")
+        return names
 
     # ---- life cycle -------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the HDF5 handles this process opened."""
-        self._arrays = OrderedDict()  # dropped before their files close
-        if os.getpid() == self._pid:
-            for h5 in self._files.values():
-                _close_quietly(h5)
-        self._files = OrderedDict()
+        """Close the HDF5 handles this process opened (and drop a virtual store's cache)."""
+        self._store.close()
 
     def __enter__(self) -> Dataset:
         return self
@@ -251,30 +254,13 @@ class Dataset:
         self.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_files"] = OrderedDict()
-        state["_arrays"] = OrderedDict()
+        state = self.__dict__.copy()  # the array store drops its handles and cache when pickled
         state["_index"] = None
+        state["_fresh"] = None
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"Dataset({str(self.root)!r}, samples={len(self)}, splits={self.splits})"
-
-
-def _where(rel: str, sample_id: str, path: str) -> str:
-    """Where a read failed, worded as :func:`~demmi_rf.store.shard.read_array` words it."""
-    return f"shard {rel}, sample {sample_id}, array {path}"
-
-
-def _close_quietly(h5: h5py.File) -> None:
-    try:
-        h5.close()
-    except Exception:  # noqa: BLE001, S110 - closing a broken handle must not raise
-        pass
 
 
 def _check_window(window: tuple[int, int, int, int], height: int, width: int,
@@ -288,12 +274,14 @@ def _check_window(window: tuple[int, int, int, int], height: int, width: int,
     return y0, x0, h, w
 
 
-def open_dataset(root: str | Path, max_open_shards: int = 64, max_open_arrays: int = 128) -> Dataset:
+def open_dataset(root: str | Path, max_open_shards: int = 64, max_open_arrays: int = 128,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES) -> Dataset:
     """Open a built dataset; :class:`DatasetError` naming what is missing or invalid. Shards are opened on
     first read (a missing, truncated or corrupted shard then raises :class:`ShardError` naming the file); at
     most ``max_open_shards`` files and ``max_open_arrays`` array handles (0: none kept) stay open per
-    process."""
-    return Dataset(root, max_open_shards=max_open_shards, max_open_arrays=max_open_arrays)
+    process. A virtual dataset (card ``storage.array_format = "virtual"``) keeps at most ``cache_bytes`` of
+    synthesised images per process (:class:`~demmi_rf.store.arrays.VirtualArrayStore`)."""
+    return Dataset(root, max_open_shards=max_open_shards, max_open_arrays=max_open_arrays, cache_bytes=cache_bytes)
 
 
 __all__ = ["Dataset", "ShardError", "open_dataset"]
