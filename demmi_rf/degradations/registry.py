@@ -373,7 +373,7 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         self._ensure_plugins()
-        return name in self._specs
+        return isinstance(name, str) and name in self._specs
 
     def specs(self) -> tuple[AtomSpec, ...]:
         """Every spec in canonical setting-name order."""
