@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "preview": ("preview", "preview", "Contact sheet of a pair under degradation settings."),
     "build": ("build", "build", "Build a DeMMI-RF dataset (HDF5 shards + manifest) from sources."),
     "verify": ("verify", "verify", "Check a built dataset's shard and array checksums."),
+    "materialize": ("materialize", "materialize", "Store every array of a virtual dataset (demmi build --virtual)."),
     "info": ("info", "info", "Print a built dataset's card."),
     "eval": ("eval", "eval_cmd", "Score fused images of a test split with pinned metrics."),
     "baseline": ("baseline", "baseline", "Run a built-in classical fusion baseline."),

@@ -9,7 +9,9 @@
    no external or virtual storage, no unknown filters); no unknown file lies in ``shards/``;
 3. (full mode) every array of every manifest row is uint8 with the manifest's height, width and channels,
    decodes, and has the manifest's sha256 (clean arrays shared by a pair are hashed once; a mismatch is
-   reported for every sample that uses the array).
+   reported for every sample that uses the array). In a virtual dataset (card ``storage.array_format =
+   "virtual"``, :mod:`.arrays`) every degraded array is re-synthesised from the stored clean pair and its drawn
+   parameters and sha256 are checked against the manifest.
 
 Every problem names its shard and, where it applies, sample and array. What this proves and what it cannot is
 written in ``docs/dataset-layout.md`` ("Threat model and guarantees").
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DatasetError, ShardError
+from .arrays import VirtualArrayStore, open_array_store, refs_from_manifest
 from .atomic import is_temp_name
 from .card import Card, count_samples, load_card, recipe_hash_problem
 from .checksums import array_sha256, file_sha256
@@ -141,9 +144,14 @@ def verify_dataset(root: str | Path, quick: bool = False,
 
     if quick or manifest is None:
         return report
+    try:
+        synth = _virtual_store(root, card)
+    except DatasetError as exc:
+        add(Problem(str(exc)))
+        return report
     for rel, rows in manifest.groupby("shard", sort=True):
         if rel in usable:
-            _verify_arrays(root, rel, rows, report)
+            _verify_arrays(root, rel, rows, report, synth)
         if on_shard:
             on_shard(rel)
     return report
@@ -179,8 +187,46 @@ def _verify_content_hash(manifest, card: dict, report: VerifyReport) -> None:
                                        f"{MANIFEST}, {report.content_hash}"))
 
 
-def _verify_arrays(root: Path, rel: str, rows, report: VerifyReport) -> None:
+def _virtual_store(root: Path, card: dict) -> VirtualArrayStore | None:
+    """The synthesising store of a virtual dataset (None for a materialized one); :class:`DatasetError` for an
+    array format this toolkit does not know."""
+    store = open_array_store(root, card, max_open_shards=1, max_open_arrays=0, cache_bytes=0)
+    return store if isinstance(store, VirtualArrayStore) else None
+
+
+def _verify_synthesis(rel: str, rows, report: VerifyReport, synth: VirtualArrayStore) -> set[str]:
+    """Virtual dataset: re-synthesise every sample's degraded arrays from the stored clean pair and check the
+    drawn parameters and each array's sha256 against the manifest. Returns the sample ids checked here (their
+    degraded arrays are not looked for in the shard)."""
     add = report.problems.append
+    refs = refs_from_manifest(rows)
+    for sid, ref in refs.items():
+        if not (ref.changes_vis or ref.changes_ir):
+            continue
+        try:
+            images = synth.synthesise(ref)
+        except ShardError as exc:
+            add(Problem(f"cannot be re-synthesised: {_short(_unprefixed(exc, rel))}", shard=rel, sample=sid))
+            continue
+        params = images.pop("params")
+        try:
+            expected = json.loads(ref.params)
+        except ValueError:
+            expected = None
+        if params != expected:
+            add(Problem("re-synthesised drawn parameters differ from the manifest's", shard=rel, sample=sid))
+        for name, image in images.items():
+            report.arrays_checked += 1
+            if array_sha256(image) != ref.sha256[name]:
+                add(Problem(f"re-synthesised array differs from the manifest's sha256 ({ref.paths[name]})",
+                            shard=rel, sample=sid, array=name))
+    return set(refs)
+
+
+def _verify_arrays(root: Path, rel: str, rows, report: VerifyReport,
+                   synth: VirtualArrayStore | None = None) -> None:
+    add = report.problems.append
+    synthesised = _verify_synthesis(rel, rows, report, synth) if synth is not None else set()
     try:
         h5 = open_shard(rel, root=root)
     except ShardError as exc:
@@ -190,6 +236,8 @@ def _verify_arrays(root: Path, rel: str, rows, report: VerifyReport) -> None:
     try:
         for row in rows.itertuples(index=False):
             for name in ARRAYS:
+                if row.sample_id in synthesised and getattr(row, f"changes_{name}", False):
+                    continue  # a virtual dataset's degraded array: checked by re-synthesis above
                 path = getattr(row, f"{name}_path")
                 expected = getattr(row, f"sha256_{name}")
                 shape = array_shape(row.height, row.width, row.vis_channels, name)
