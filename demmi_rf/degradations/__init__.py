@@ -16,18 +16,15 @@ the same specs drive :func:`demmi_rf.degrade`, :mod:`demmi_rf.albu`, ``demmi pre
 model's label vector and the cascade baseline. Third-party atoms: :func:`register_atom` or an entry point in the
 group ``demmi_rf.atoms`` (``docs/degradations.md``, "Adding an atom").
 
-Every module of this package whose name has no leading underscore, other than :mod:`.registry`, :mod:`.compose`
-and :mod:`.sheet`, is an atom module: it is imported with the package and registers its atoms (so a new atom of
-the toolkit is one new file; nothing else lists it).
+Importing this package registers the v1 atoms only. The atoms beyond v1 register when :mod:`.extended` (or one
+of their modules) is imported, so that a v1 user's list of valid atoms and the model's label vector do not grow
+unasked.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from ..errors import SettingError, did_you_mean
-from . import defocus, haze, noise, stripe  # noqa: F401 - the v1 atom modules (also found below)
+from . import defocus, haze, noise, stripe  # noqa: F401 - importing them registers the v1 atoms
 from .registry import (
     ATOMS,
     CHOICE,
@@ -55,21 +52,6 @@ from .registry import (
 
 #: the former name of :class:`AtomSpec` (kept for callers of toolkit 0.1)
 Atom = AtomSpec
-
-_NOT_ATOM_MODULES = frozenset({"registry", "compose", "sheet"})
-
-
-def _import_atom_modules() -> tuple[str, ...]:
-    """Import every atom module of this package (sorted by name; the orders do not depend on it)."""
-    found = sorted(m.name for m in pkgutil.iter_modules(__path__)
-                   if not m.name.startswith("_") and m.name not in _NOT_ATOM_MODULES)
-    for name in found:
-        importlib.import_module(f"{__name__}.{name}")
-    return tuple(found)
-
-
-#: the atom modules of the toolkit, imported with this package
-ATOM_MODULES = _import_atom_modules()
 
 __all__ = [
     "Atom", "AtomSpec", "Param", "Registry", "ATOMS", "FIXED", "UNIFORM", "CHOICE", "CLEAN", "MODALITIES",
