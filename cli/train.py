@@ -36,12 +36,15 @@ import click
 @click.option("--max-steps", type=click.IntRange(1), help="Override: run length in optimizer steps.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
               help="Wall-clock budget: end the epoch in which it runs out early, save, and stop.")
+@click.option("--resample", type=click.Choice(["epoch"]), default=None,
+              help="Fresh degradations every epoch (new parameters and noise per seed, epoch and item; train split "
+                   "only; docs/training.md). Default: the stored benchmark's arrays.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(dataset: Path | None, stage: int, config: str, out: Path, init: Path | None, resume: bool, device: str,
           amp: bool | None, tf32: bool, channels_last: bool, compile_: bool, tensorboard: bool, dry_run: bool,
           epochs: int | None, steps_per_epoch: int | None, batch_size: int | None, patch_size: int | None,
           num_workers: int | None, accum_steps: int | None, max_steps: int | None, max_minutes: float | None,
-          progress: bool) -> None:
+          resample: str | None, progress: bool) -> None:
     """Train TG-ECNet on a built DeMMI-RF dataset (multi-GPU: launch with torchrun).
 
     Off a terminal (or with --no-progress) one line per epoch reports the loss terms, lr, items/s and ETA."""
@@ -63,7 +66,15 @@ def train(dataset: Path | None, stage: int, config: str, out: Path, init: Path |
         raise click.UsageError("--init is for stage 2 (stage 1 starts from scratch)")
     if stage == 2 and init is None and not resume and not dry_run:
         raise click.UsageError("stage 2 needs --init STAGE1_CHECKPOINT")
-    opts = TrainOptions(dataset=dataset, stage=stage, out=out, config=config, init=init, resume=resume,
+    cfg: object = config
+    if resample is not None:  # a stage-configuration value: applied here, recorded in config.json like the others
+        from tgecnet_ref.config import load_config, with_overrides
+
+        try:
+            cfg = with_overrides(load_config(config), stage, resample=resample)
+        except (DemmiError, FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    opts = TrainOptions(dataset=dataset, stage=stage, out=out, config=cfg, init=init, resume=resume,
                         device=device, amp=amp, dry_run=dry_run, progress=progress, epochs=epochs,
                         steps_per_epoch=steps_per_epoch, batch_size=batch_size, patch_size=patch_size,
                         num_workers=num_workers, accum_steps=accum_steps, max_steps=max_steps, tf32=tf32,

@@ -189,6 +189,8 @@ class StageConfig:
     save_every: int = 1  # also keep epoch_<n>.pt every this many epochs (last.pt is always written)
     log_every: int = 1  # steps between step-log rows
     seed: int = 0
+    # "": the stored benchmark's degraded arrays; "epoch": fresh draws per (seed, epoch, item) (DeMMIDataset resample)
+    resample: str = ""
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,8 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> TGConfig:
             v = getattr(st, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{where} [{key}]: {name} must be a positive integer, got {v!r}")
+        if st.resample not in ("", "epoch"):
+            raise ValueError(f"{where} [{key}]: resample must be \"\" or \"epoch\", got {st.resample!r}")
         for name in ("max_steps", "warmup_steps", "schedule_steps", "steps_per_epoch"):
             v = getattr(st, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:

@@ -23,6 +23,8 @@ from .augment import apply_dihedral, crop_size, draw_choices, rgb_to_gray_bt601
 from .seeding import SharedEpoch, item_generator
 
 TASKS = ("fusion", "restoration")
+#: ``resample`` values: the stored benchmark (None) or a fresh draw per epoch
+RESAMPLE_MODES = (None, "epoch")
 FUSION_ARRAYS = ("vis", "ir", "vis_clean", "ir_clean")
 SettingsArg = str | Iterable[str] | Callable[[Any], bool] | None
 
@@ -76,6 +78,19 @@ class DeMMIDataset(Dataset):
     to_gray_vis:
         VIS arrays become one channel (MATLAB ``rgb2gray`` / BT.601). Otherwise VIS is always three channels
         (a gray VIS such as TNO's is repeated), so batches of mixed sources collate.
+    resample:
+        ``None`` (default): the stored benchmark's degraded arrays. ``"epoch"`` (train split only; refused with
+        :class:`~demmi_rf.errors.DatasetError` on any selection that includes the test split): *fresh draws*,
+        new parameters and noise for every (seed, epoch, item), synthesised by :func:`demmi_rf.degrade` from the
+        stored clean pair through the one seeded path (:func:`demmi_rf.rng.generator`) with the key
+
+        ``SHA-256("demmi-rf/v1" | recipe seed | pair id | setting | modality | "resample" | seed | epoch)``
+
+        (parts joined by U+001F; :func:`demmi_rf.rng.resample_parts`): a function of the recipe seed, the
+        sample (pair id, setting), the modality, this dataset's ``seed`` and the epoch only, hence the same
+        in any worker and for any worker count. Epoch 0 is a fresh draw too (it differs from the stored
+        benchmark, whose key has no ``"resample"`` part). The crop and flip choices are drawn as without
+        resampling.
     """
 
     def __init__(
@@ -88,9 +103,12 @@ class DeMMIDataset(Dataset):
         augment: bool = False,
         seed: int = 0,
         to_gray_vis: bool = False,
+        resample: str | None = None,
     ):
         if task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        if resample not in RESAMPLE_MODES:
+            raise ValueError(f"resample must be one of {', '.join(map(repr, RESAMPLE_MODES))}, got {resample!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.root = root if isinstance(root, (str, Path)) else getattr(root, "root", None)
@@ -101,7 +119,12 @@ class DeMMIDataset(Dataset):
         self.augment = bool(augment)
         self.seed = int(seed)
         self.to_gray_vis = bool(to_gray_vis)
+        self.resample = resample
         self._epoch = SharedEpoch(0)
+        if resample is not None and split != "train":
+            raise DatasetError(f"{self._where()}: resample={resample!r} draws new degradations for training; it is "
+                               f"allowed on the train split only, not split={split!r} (the test split is always the "
+                               "stored benchmark)")
         frame = _select(self.store, split, settings)
         self._items = _items(frame, task)
         if not self._items:
@@ -168,7 +191,10 @@ class DeMMIDataset(Dataset):
         if not info.changes_ir:
             alias["ir"] = "ir_clean"
         wanted = tuple(dict.fromkeys(alias.get(n, n) for n in names))
-        arrays = self.store.read(info.sample_id, arrays=wanted, window=window)
+        if self.resample is None:
+            arrays = self.store.read(info.sample_id, arrays=wanted, window=window)
+        else:  # a fresh draw of (recipe seed, sample, modality, dataset seed, epoch): see the class docstring
+            arrays = self.store.read_fresh(info.sample_id, self.seed, self.epoch, arrays=wanted, window=window)
         tensors = {name: self._tensor(name, arrays[alias.get(name, name)], k) for name in names}
         item: dict[str, Any]
         if info.modality is None:
@@ -205,7 +231,7 @@ class DeMMIDataset(Dataset):
         return (
             f"DeMMIDataset(root={self._where()!r}, split={self.split!r}, task={self.task!r}, items={len(self)}, "
             f"crop={self.crop}, augment={self.augment}, seed={self.seed}, to_gray_vis={self.to_gray_vis}, "
-            f"epoch={self.epoch})"
+            f"resample={self.resample!r}, epoch={self.epoch})"
         )
 
 
@@ -306,4 +332,4 @@ def _items(frame: Any, task: str) -> list[ItemInfo]:
     return items
 
 
-__all__ = ["ATOM_ORDER", "DeMMIDataset", "ItemInfo", "TASKS", "array_to_tensor"]
+__all__ = ["ATOM_ORDER", "DeMMIDataset", "ItemInfo", "RESAMPLE_MODES", "TASKS", "array_to_tensor"]

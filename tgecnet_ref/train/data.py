@@ -32,6 +32,7 @@ def make_dataset(root: str | Path, stage: int, cfg: StageConfig, split: str = "t
         augment=cfg.augment,
         seed=cfg.seed,
         to_gray_vis=True,
+        resample=getattr(cfg, "resample", "") or None,
     )
 
 
