@@ -26,13 +26,12 @@ from ..sources import discover
 from ..sources.budget import check_build_memory
 from ..sources.images import DEFAULT_MAX_PIXELS
 from ..store.arrays import build_storage
-from ..store.atomic import write_bytes_atomic
-from ..store.card import card_bytes, card_hash, count_samples
+from ..store.atomic import commit, write_bytes_atomic
+from ..store.card import card_bytes, card_hash
 from ..store.checksums import bytes_sha256
 from ..store.citations import source_note
-from ..store.identity import content_hash
 from ..store.layout import BUILD_LOG, CARD, DATASET_FORMAT, DATASET_FORMAT_VERSION, MANIFEST
-from ..store.manifest import manifest_bytes, rows_to_frame
+from .collect import ManifestCollector
 from .errors import BuildError, StrictBuildError, os_problem
 from .executors import run_tasks
 from .outdir import check_foreign, check_recipe, locked, prepare, remove_temp_files
@@ -120,17 +119,18 @@ def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
         check_build_memory(scan.pairs, len(effective.settings), min(workers, len(tasks)), max_pixels)
 
     check_foreign(out)
-    with locked(out) as token:
+    with locked(out) as token, ManifestCollector(out / MANIFEST, effective.settings) as collector:
         check_recipe(out, effective)
         prepare(out, {t.file for t in tasks})
         tasks = [dataclasses.replace(t, lock_token=token) for t in tasks]
         progress("plan", {"shards": len(tasks), "samples": sum(t.n_samples for t in tasks),
                           "settings": len(effective.settings)})
         results = run_tasks(tasks, run_shard, executor=executor, workers=workers, scheduler=scheduler,
-                            on_result=lambda r: progress("shard", r))
+                            # the callback gets its own dict with the rows; the driver keeps the row count only
+                            on_result=lambda r: (progress("shard", dict(r)), collector.add(r)))
         remove_temp_files(out)
         _check_versions(results)
-        card, manifest, frame = _outputs(effective, tasks, results, scan, labels)
+        card, manifest, frame = _outputs(effective, tasks, results, scan, labels, collector)
         warnings = build_warnings(card, effective)
         if strict and warnings:
             raise StrictBuildError(f"--strict: {'; '.join(warnings)}. The shards are kept but no manifest or "
@@ -180,43 +180,40 @@ def build_warnings(card: dict[str, Any], recipe: Recipe) -> list[str]:
 
 
 def _outputs(recipe: Recipe, tasks: list[ShardTask], results: list[dict[str, Any]], scan,
-             labels: list[str]) -> tuple[dict[str, Any], bytes, Any]:
-    """The card, the manifest bytes and the manifest frame of a build."""
-    rows = [row for r in results for row in r["rows"]]
+             labels: list[str], collector: ManifestCollector) -> tuple[dict[str, Any], Path, Any]:
+    """The card, the manifest (written under a temporary name) and an empty frame with the manifest's columns
+    and types, from the shards' results and their rows spilled by ``collector`` (:mod:`.collect`: memory
+    bounded by one shard's rows, bytes as :func:`~demmi_rf.store.manifest.manifest_bytes` writes them)."""
+    done = collector.finish([r["file"] for r in results], recipe.hash, SPEC_VERSION)
     skipped = [s for r in results for s in r["skipped"]]
     skipped += [{"pair_id": p.pair_id, "path": str(p.path), "kind": p.kind, "message": p.message,
                  "shard": None} for p in scan.problems]
-    frame = rows_to_frame(rows)
-    manifest = manifest_bytes(frame)
-    per_source: dict[str, set[str]] = {}
-    for row in rows:
-        per_source.setdefault(row["source"], set()).add(row["pair_id"])
     card = {
         "format": DATASET_FORMAT, "format_version": DATASET_FORMAT_VERSION,
         "name": recipe.name, "spec_version": SPEC_VERSION, "toolkit_version": __version__,
         "recipe": recipe.to_json(), "recipe_hash": recipe.hash,
         "storage": tasks[0].storage if tasks else {},
-        "counts": count_samples(rows, recipe.settings),
-        "content_hash": content_hash(frame, recipe.hash, SPEC_VERSION),
+        "counts": done.counts,
+        "content_hash": done.content_hash,
         # library versions of the driver and of every process that ran a shard (distinct entries)
         "software": _distinct([library_versions(), *(r.get("software", {}) for r in results)]),
-        "manifest": {"file": MANIFEST, "sha256": bytes_sha256(manifest), "rows": len(rows),
-                     "bytes": len(manifest)},
+        "manifest": {"file": MANIFEST, "sha256": done.manifest_sha256, "rows": done.rows,
+                     "bytes": done.manifest_bytes},
         "shards": [{"file": r["file"], "split": r["split"], "index": r["index"], "pairs": len(r["pairs"]),
-                    "samples": len(r["rows"]), "bytes": r["bytes"], "sha256": r["sha256"]} for r in results],
+                    "samples": r["n_rows"], "bytes": r["bytes"], "sha256": r["sha256"]} for r in results],
         "sources": {"roots": labels,
-                    "datasets": [{"source": s, "pairs": len(ids), **source_note(s)}
-                                 for s, ids in sorted(per_source.items())],
-                    "files_sha256": sources_digest(rows)},
+                    "datasets": [{"source": s, "pairs": n, **source_note(s)}
+                                 for s, n in sorted(done.per_source.items())],
+                    "files_sha256": done.sources_digest},
         "skipped": sorted(skipped, key=lambda s: (str(s.get("pair_id")), s["path"])),
     }
-    card["bytes"] = sum(s["bytes"] for s in card["shards"]) + len(manifest)
-    return card, manifest, frame
+    card["bytes"] = sum(s["bytes"] for s in card["shards"]) + done.manifest_bytes
+    return card, done.manifest_tmp, done.columns
 
 
-def _write_outputs(out: Path, card: dict[str, Any], manifest: bytes, frame: Any) -> None:
+def _write_outputs(out: Path, card: dict[str, Any], manifest: Path, frame: Any) -> None:
     try:
-        write_bytes_atomic(out / MANIFEST, manifest)
+        commit(manifest, out / MANIFEST)  # written (and hashed) by the collector under a temporary name
         write_card_files(out, card, frame)  # README.md + croissant.json (demmi_rf.publish), before the card
         write_bytes_atomic(out / CARD, card_bytes(card))
     except OSError as exc:
