@@ -1,13 +1,15 @@
 """The atoms beyond v1 (issue 14 section 2): each formula against an independent computation or a statistic,
 their registry specs and severity ladders, determinism, and literal sha256 pins (also with SIMD off).
 
-The atoms register on import; this module unregisters them right after importing (so that collecting it does
-not change the registry other test modules see) and registers them again only while its own tests run.
+Whether ``import demmi_rf`` registers these atoms is the package's choice; this module leaves the registry as
+it found it: atoms that importing their modules registered here are unregistered right after (so collecting
+this module changes nothing other test modules see), and registered again only while its own tests run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import math
@@ -20,26 +22,17 @@ import pytest
 from scipy import ndimage
 
 from demmi_rf import degrade, ziggurat
-from demmi_rf.degradations import (
-    ATOMS,
-    exposure,
-    get,
-    ir_contrast,
-    ir_noise,
-    ir_stripe_gain,
-    jpeg,
-    lowlight,
-    motion,
-    rain,
-    register_atom,
-    unregister_atom,
-)
-from demmi_rf.degradations.extended import NAMES, SPECS
+from demmi_rf.degradations import ATOMS, get, register_atom, unregister_atom
 from demmi_rf.errors import RecipeError
 from demmi_rf.rng import Stream
 
+_BEFORE = frozenset(s.name for s in ATOMS.specs())  # what the package registered by itself
+(exposure, ir_contrast, ir_noise, ir_stripe_gain, jpeg, lowlight, motion, rain, extended) = (
+    importlib.import_module(f"demmi_rf.degradations.{m}") for m in (
+        "exposure", "ir_contrast", "ir_noise", "ir_stripe_gain", "jpeg", "lowlight", "motion", "rain", "extended"))
+NAMES, SPECS = extended.NAMES, extended.SPECS
 for _spec in SPECS:  # keep collection side-effect free (see the module docstring)
-    if _spec.name in ATOMS and ATOMS.get(_spec.name) is _spec:
+    if _spec.name not in _BEFORE and _spec.name in ATOMS and ATOMS.get(_spec.name) is _spec:
         unregister_atom(_spec.name)
 
 SEED = 20250713  # the demmi-rf-v1 recipe seed
@@ -470,3 +463,37 @@ def test_the_pins_hold_with_numpy_simd_and_opencv_optimisations_off():
     out = subprocess.run([sys.executable, "-c", prelude + _COMPUTE, json.dumps(list(PINS))], capture_output=True,
                          text=True, check=True, env=env)
     assert json.loads(out.stdout) == list(PINS.values())
+
+
+# --- through the registry alone: recipes, severity tables as ranges, albumentations ---------------------------------
+def test_recipe_validation_and_severity_tables_drive_degrade(msrs_record_pair):
+    from demmi_rf.degradations import check_ranges, range_problems
+
+    p = msrs_record_pair
+    table = {name: {**get(name).default_ranges, **get(name).severity[4]} for name in NAMES}
+    check_ranges(table, used=list(NAMES))
+    bad = {**table, "rain": {**table["rain"], "density": [0.5, 2.0]}}
+    assert any("degradations.rain.density" in m for m in range_problems(bad, used=["rain"]))
+    mild = {n: {**get(n).default_ranges, **get(n).severity[0]} for n in NAMES}
+    harsh = table
+    for setting in ("motion", "rain", "jpeg", "lowlight"):
+        a = degrade(p.vis, p.ir, setting, SEED, pair_id="msrs/00004N", ranges=mild)
+        b = degrade(p.vis, p.ir, setting, SEED, pair_id="msrs/00004N", ranges=harsh)
+        da = np.abs(a.vis.astype(np.float64) - p.vis).mean()
+        db = np.abs(b.vis.astype(np.float64) - p.vis).mean()
+        assert da < db, (setting, da, db)
+
+
+@pytest.mark.parametrize("name", ["lowlight", "overexposure", "motion", "rain", "jpeg", "lowcontrast", "ir_noise",
+                                  "stripe_gain"])
+def test_albumentations_transform_is_derived_from_the_registry(name, msrs_pair):
+    pytest.importorskip("albumentations")
+    import albumentations as A
+
+    from demmi_rf.albu import DemmiAtom
+
+    image = msrs_pair[0] if get(name).modality == "vis" else msrs_pair[1]
+    outs = [A.Compose([DemmiAtom(name)], seed=3)(image=image)["image"] for _ in range(2)]
+    assert outs[0].dtype == np.uint8 and outs[0].shape == image.shape
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert not np.array_equal(outs[0], image)
