@@ -45,6 +45,8 @@ _REQUIRED = {
 MAX_SEED = 2**63 - 1
 #: deepest nesting of tables/lists a recipe may have (v1 needs 3: root -> degradations -> atom -> range)
 MAX_DEPTH = 8
+#: largest recipe file read (the v1 recipe is about 2 KiB)
+MAX_RECIPE_BYTES = 1 << 20
 
 
 def shipped_recipes() -> dict[str, Path]:
@@ -145,10 +147,15 @@ def load_recipe(name_or_path: str | Path = DEFAULT_RECIPE) -> Recipe:
             f"({', '.join(shipped) or 'none'}) "
             "and not a .toml/.json file"
         )
-    if not path.is_file():
+    if not path.exists():
         raise RecipeError(f"{path}: recipe file does not exist")
+    if not path.is_file():  # a folder, a FIFO (reading it would block), a device
+        raise RecipeError(f"{path}: not a regular file")
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_RECIPE_BYTES + 1)
+        if len(raw) > MAX_RECIPE_BYTES:
+            raise RecipeError(f"{path}: over {MAX_RECIPE_BYTES // (1 << 20)} MiB, too large to be a recipe")
     except OSError as exc:
         raise RecipeError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     try:

@@ -118,6 +118,22 @@ def test_absurdly_nested_recipe_files_give_a_recipe_error_not_a_recursion_error(
     assert str(path) in str(err.value) and "nested too deeply" in str(err.value)
 
 
+def test_recipe_paths_that_are_not_small_regular_files_are_refused(tmp_path):
+    import os
+
+    with pytest.raises(RecipeError, match="not a regular file"):
+        load_recipe(tmp_path)  # a folder
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "r.toml"
+        os.mkfifo(fifo)
+        with pytest.raises(RecipeError, match="not a regular file"):  # reading it would block for ever
+            load_recipe(fifo)
+    big = tmp_path / "big.json"
+    big.write_text('{"description": "' + "x" * (1 << 20) + '"}')
+    with pytest.raises(RecipeError, match="too large to be a recipe"):
+        load_recipe(big)
+
+
 def test_largest_seed_builds_a_valid_recipe_and_a_larger_override_is_refused():
     top = load_recipe().with_overrides(seed=2**63 - 1)
     assert top.seed == 2**63 - 1
