@@ -154,8 +154,6 @@ def test_bad_ranges_name_the_parameter():
         motion.apply(np.zeros((8, 8), np.float32), length=0, angle=0)
     with pytest.raises(ValueError, match="integer number of degrees"):
         motion.apply(np.zeros((8, 8), np.float32), length=3, angle=1.5)
-    with pytest.raises(ValueError, match="needs an image larger"):
-        motion.apply(np.zeros((4, 4), np.float32), length=9, angle=0)
     with pytest.raises(ValueError, match="quality"):
         jpeg.compress(np.zeros((8, 8), np.uint8), 0)
 
@@ -258,6 +256,22 @@ def test_motion_follows_the_documented_sum_order_bit_for_bit(msrs_pair):
             acc = v.copy() if acc is None else np.add(acc, v, dtype=np.float32)
         ref = acc * np.float32(1.0 / length)
         assert motion.apply(x, length=length, angle=angle).tobytes() == ref.astype(np.float32).tobytes()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (4, 2, 3)])
+def test_motion_and_rain_on_images_smaller_than_the_kernel(shape):
+    """Borders reflect repeatedly (reflect-101 of reflect-101) when the line is longer than the image."""
+    x = np.random.default_rng(1).uniform(0, 255, shape).astype(np.float32)
+    for length, angle in [(9, 0), (15, 33), (7, 90)]:
+        cells = motion.line_cells(length, angle)
+        px, py = max(abs(c[0]) for c in cells), max(abs(c[1]) for c in cells)
+        pad = ((py, py), (px, px)) + (((0, 0),) if x.ndim == 3 else ())
+        p = np.pad(x, pad, mode="reflect") if min(shape[:2]) > 1 else np.pad(x, pad, mode="edge")
+        h, w = shape[:2]
+        ref = sum(p[py + dy : py + dy + h, px + dx : px + dx + w].astype(np.float64) for dx, dy in cells) / length
+        np.testing.assert_allclose(motion.apply(x, length=length, angle=angle), ref, atol=1e-3)
+    y = rain.apply(x, stream(1), density=0.5, length=9, angle=80, intensity=10.0)
+    assert y.shape == x.shape and np.all(y >= x)
 
 
 def test_motion_cells_are_far_from_rounding_ties_for_every_integer_angle():

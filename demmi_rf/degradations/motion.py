@@ -165,9 +165,7 @@ def line_sum(image: np.ndarray, cells: Sequence[tuple[int, int]], scale: float |
         x = np.ascontiguousarray(x)
     px = max(abs(dx) for dx, _ in cells)
     py = max(abs(dy) for _, dy in cells)
-    if px >= w or py >= h:  # reflect-101 needs the image to be larger than the padding
-        raise ValueError(f"a motion kernel reaching {px} x {py} pixels needs an image larger than that, "
-                         f"got {w} x {h}")
+    # a kernel wider than the image reflects repeatedly (reflect-101 of reflect-101, as numpy's "reflect" pad)
     src = x.reshape(h, w) if c == 1 else x
     padded = cv2.copyMakeBorder(src, py, py, px, px, cv2.BORDER_REFLECT_101)  # a pure copy
     p = padded.reshape(h + 2 * py, (w + 2 * px) * c)
