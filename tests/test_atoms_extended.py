@@ -187,6 +187,13 @@ def test_tone_curve_interpolates_between_levels_and_equals_the_table_on_levels()
                                       t[254] + (t[255] - t[254]) * 0.5, t[254] + (t[255] - t[254]) * 46], rtol=1e-6)
 
 
+def test_tone_curve_propagates_nan_and_infinity_without_an_index_error():
+    x = np.array([[np.nan, np.inf, -np.inf, 10.5]], np.float32)
+    with np.errstate(invalid="ignore"):
+        y = exposure.tone_curve(x, 0.5, 2.0)
+    assert np.isnan(y[0, 0]) and not np.isfinite(y[0, 1]) and not np.isfinite(y[0, 2]) and np.isfinite(y[0, 3])
+
+
 def test_overexposure_brightens_and_saturates_only_in_the_final_clip(msrs_pair):
     x = real_vis(msrs_pair)
     y = exposure.apply(x, gain=2.0, gamma=0.7)

@@ -102,7 +102,8 @@ def tone_curve(image: np.ndarray, gain: float, gamma: float, inplace: bool = Fal
             flat[...] = cv2.LUT(levels, table).reshape(-1)
         return out
     i = np.floor(flat)
-    np.clip(i, np.float32(0.0), np.float32(254.0), out=i)
+    np.fmin(i, np.float32(254.0), out=i)  # fmin/fmax: a NaN input gives a valid index and stays NaN in y
+    np.fmax(i, np.float32(0.0), out=i)
     flat -= i  # t = x - i (exact for x in [0, 256))
     idx = i.astype(np.intp)
     flat *= diff[idx]
