@@ -1,0 +1,133 @@
+"""Virtual datasets (issue 16, section 1): bytes on disk and training throughput against the PNG-folder loader.
+
+1. Bytes: the same recipe (default: the full v1 recipe) over the same sources (default: the embedded samples) built
+   materialized and ``--virtual``; shards + manifest as the card counts them (``card["bytes"]``). Goal: virtual
+   <= 1/8 of materialized. Both builds are checked to have the same content hash.
+2. Throughput: 128x128 crops with flips/rotations, batch 8, 2 DataLoader workers (persistent), ``--epochs`` epochs,
+   shuffled, over the train split; samples/s = items / wall time from DataLoader creation to the end of the last
+   epoch (worker start-up included), median of ``--rounds`` alternated rounds, and CPU ms per item (main process +
+   workers). Loaders: the PNG folder (``cv2.imread`` of four whole PNGs, then crop: how fusion repositories load),
+   the virtual dataset with its per-process cache of synthesised images (default bound) and without it
+   (``cache_bytes=0``: every item synthesised), and the materialized dataset for reference. All serve the same
+   items with the same random choices; the script checks that they return identical tensors first. Goal: virtual
+   >= 2x the PNG folder.
+
+    python benchmarks/bench_virtual.py                    # embedded samples, v1 recipe
+    python benchmarks/bench_virtual.py --source DIR --epochs 3 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from demmi_rf.build import build_dataset
+from demmi_rf.store import open_dataset
+from demmi_rf.torch import DeMMIDataset, PNGFolderDataset, export_png_folder
+
+
+def _cpu_seconds() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run(ds, epochs: int, batch: int, workers: int, seed: int) -> tuple[float, int, float, float]:
+    """(samples/s, items, wall seconds, CPU ms per item) over ``epochs`` epochs with fresh workers."""
+    g = torch.Generator().manual_seed(seed)
+    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, generator=g,
+                        persistent_workers=workers > 0)
+    n = 0
+    for epoch in range(epochs):
+        ds.set_epoch(epoch)
+        for b in loader:
+            n += b["vis"].shape[0]
+    dt = time.perf_counter() - t0
+    del loader, b
+    gc.collect()  # shuts the persistent workers down and reaps them
+    return n / dt, n, dt, (_cpu_seconds() - cpu0) / n * 1e3
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", type=Path, default=None, help="IR/VIS source folder (default: embedded samples)")
+    p.add_argument("--recipe", default="demmi-rf-v1")
+    p.add_argument("--build-workers", type=int, default=2)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    sources = [args.source] if args.source else []
+
+    with tempfile.TemporaryDirectory(prefix="demmi-bench-virtual-") as tmp:
+        mat_root, vir_root = Path(tmp) / "materialized", Path(tmp) / "virtual"
+        times = {}
+        for root, virtual in ((mat_root, False), (vir_root, True)):
+            t0 = time.perf_counter()
+            build_dataset(root, sources, recipe=args.recipe, workers=args.build_workers, virtual=virtual)
+            times[virtual] = time.perf_counter() - t0
+        mat, vir = open_dataset(mat_root), open_dataset(vir_root)
+        if mat.content_hash != vir.content_hash:
+            sys.exit("content hashes differ between the materialized and the virtual build")
+        mb, vb = mat.card["bytes"], vir.card["bytes"]
+        print(f"1. bytes ({args.recipe}, {len(mat.settings)} settings, {mat.manifest['pair_id'].nunique()} pairs, "
+              f"{len(mat)} samples; same content hash {mat.content_hash[:16]}...)")
+        print(f"   materialized {mb / 2**20:8.2f} MiB (build {times[False]:.1f} s)")
+        print(f"   virtual      {vb / 2**20:8.2f} MiB (build {times[True]:.1f} s) = 1/{mb / vb:.1f} of materialized "
+              f"(goal <= 1/8: {'met' if vb * 8 <= mb else 'NOT met'})")
+
+        kw = dict(split="train", crop=args.crop, augment=True, seed=args.seed)
+        loaders = {
+            "png": None,
+            "virtual": DeMMIDataset(open_dataset(vir_root), **kw),
+            "virtual-nocache": DeMMIDataset(open_dataset(vir_root, cache_bytes=0), **kw),
+            "materialized": DeMMIDataset(mat_root, **kw),
+        }
+        ref = loaders["virtual"]
+        ids = [ref.info(i).sample_id for i in range(len(ref))]
+        png_dir = export_png_folder(mat, Path(tmp) / "png", ids)
+        loaders["png"] = PNGFolderDataset(png_dir, **{k: v for k, v in kw.items() if k != "split"})
+        for i in range(min(8, len(ref))):
+            items = {name: ds[i] for name, ds in loaders.items()}
+            for key in ("vis", "ir", "vis_clean", "ir_clean"):
+                if not all(torch.equal(items["png"][key], it[key]) for it in items.values()):
+                    sys.exit(f"loaders disagree on item {i} {key}")
+        for ds in loaders.values():  # start every timing round from cold caches (fresh workers, empty parent)
+            store = getattr(ds, "store", None)
+            if store is not None:
+                store.close()
+        print(f"2. throughput: train split, {len(ref)} items, crop {args.crop}, augment, batch {args.batch}, "
+              f"{args.workers} workers (persistent), {args.epochs} epochs, shuffled; torch {torch.__version__}")
+        rates: dict[str, list[float]] = {k: [] for k in loaders}
+        cpu: dict[str, list[float]] = {k: [] for k in loaders}
+        for _ in range(args.rounds):
+            for name, ds in loaders.items():
+                rate, n, dt, ms = run(ds, args.epochs, args.batch, args.workers, args.seed)
+                rates[name].append(rate)
+                cpu[name].append(ms)
+                print(f"   {name:16s} {n} items in {dt:6.2f} s = {rate:7.1f} samples/s, {ms:6.2f} CPU ms/item",
+                      flush=True)
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        ms = {k: statistics.median(v) for k, v in cpu.items()}
+        print(f"   medians of {args.rounds} alternated rounds:")
+        for name in loaders:
+            print(f"   {name:16s} {med[name]:7.1f} samples/s ({med[name] / med['png']:.2f}x PNG), "
+                  f"{ms[name]:6.2f} CPU ms/item")
+        ratio = med["virtual"] / med["png"]
+        print(f"   virtual / PNG = {ratio:.2f}x (goal >= 2x: {'met' if ratio >= 2 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
