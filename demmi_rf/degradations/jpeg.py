@@ -47,7 +47,7 @@ PARAMS = (
     Param("quality", CHOICE, lo=1, hi=100, default=[20, 30, 40, 50, 60], doc="q: JPEG quality (IJG scale)"),
 )
 
-#: five severity levels, mildest first (level 5 is ImageNet-C's mildest-to-harshest span compressed)
+#: five severity levels, mildest first (levels 4-5 cover ImageNet-C's qualities 18-7)
 SEVERITY = (
     {"quality": [60, 70, 80]},
     {"quality": [40, 45, 50]},
