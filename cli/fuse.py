@@ -28,7 +28,11 @@ import click
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Output folder (<safe sample id>.png per sample), or a .png path with --ir/--vis.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--amp", is_flag=True, help="bfloat16 autocast.")
+@click.option("--amp/--no-amp", default=None, help="bfloat16 autocast (default: on for CUDA, off for CPU).")
+@click.option("--tf32/--no-tf32", default=True, show_default=True, help="CUDA: TF32 for fp32 matmuls/convolutions.")
+@click.option("--channels-last", is_flag=True,
+              help="Channels-last memory format (faster depthwise convolutions; float-rounding differences).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (one compilation per image size).")
 @click.option("--tile", type=click.IntRange(0), default=0, show_default=True,
               help="Process in tiles of this size (multiple of 8); 0: whole images, padded to multiples of 8.")
 @click.option("--overlap", type=click.IntRange(0), default=32, show_default=True)
@@ -39,7 +43,8 @@ import click
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def fuse(checkpoint: Path, config: str | None, compat: str | None, dataset: Path | None, split: str,
          settings: str | None, limit: int | None, ir_path: Path | None, vis_path: Path | None, out: Path,
-         device: str, amp: bool, tile: int, overlap: int, color: str, chroma_sigma: float, progress: bool) -> None:
+         device: str, amp: bool | None, tf32: bool, channels_last: bool, compile_: bool, tile: int, overlap: int,
+         color: str, chroma_sigma: float, progress: bool) -> None:
     """Write fused images in the layout 'demmi eval' reads."""
     from demmi_rf.errors import DemmiError
     from demmi_rf.optional import require
@@ -57,7 +62,7 @@ def fuse(checkpoint: Path, config: str | None, compat: str | None, dataset: Path
         from tgecnet_ref.infer import Fuser, fuse_dataset, fuse_files
 
         fuser = Fuser(checkpoint, device=device, amp=amp, tile=tile, overlap=overlap, chroma_sigma=chroma_sigma,
-                      config=config, compat=compat)
+                      config=config, compat=compat, tf32=tf32, channels_last=channels_last, compile=compile_)
         if fuser.note:
             click.echo(fuser.note, err=True)
         if single:

@@ -21,6 +21,10 @@ def test_gpu_check_smoke_runs_on_cpu(tmp_path: Path) -> None:
     assert report["smoke"] and report["device"] == "cpu"
     assert report["train"]["stage1"]["steps"] == 2 and report["train"]["stage2"]["steps"] == 2
     rows = report["throughput"]
-    assert [(r["mode"], r["dispatch"]) for r in rows] == [("eager", "sparse"), ("eager", "dense")]
-    assert all(r["images_per_s"] > 0 for r in rows)
-    assert rows[1]["max_abs_diff_vs_baseline"] < 0.05  # both MoE dispatch modes compute the same (bf16)
+    assert [(r["batch"], r["mode"], r["dispatch"]) for r in rows] == [
+        (1, "eager", "sparse"), (1, "eager", "dense"), (2, "eager", "sparse"), (2, "eager", "dense")]
+    assert all(r["images_per_s"] > 0 for r in rows) and rows[0]["ratio_vs_eager_sparse_batch1"] == 1.0
+    # both MoE dispatch modes compute the same (bf16), at each batch size
+    assert rows[1]["max_abs_diff_vs_baseline"] < 0.05 and rows[3]["max_abs_diff_vs_baseline"] < 0.05
+    for stage in ("stage1", "stage2"):
+        assert report["train"][stage]["train_images_per_s"] > 0 and "peak_mem_gib" in report["train"][stage]

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from .color import recolour
 from .config import TGConfig
 from .model import TGECNet
+from .model.layers import to_channels_last
 from .model.tgecnet import MIN_SIZE, MULTIPLE
 from .train.checkpoint import CheckpointError
 from .weights import load_weights
@@ -59,13 +60,20 @@ class Fuser:
         self,
         checkpoint: str | Path,
         device: str = "auto",
-        amp: bool = False,
+        amp: bool | None = None,
         tile: int = 0,
         overlap: int = 32,
         chroma_sigma: float = 2.0,
         config: str | Path | TGConfig | None = None,
         compat: str | None = None,
+        tf32: bool = True,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
+        """``amp``: bfloat16 autocast (``None``: on for CUDA, off for CPU); ``tf32``: TF32 for fp32 matmuls and
+        convolutions on CUDA; ``channels_last``: channels-last weights and activations (faster depthwise
+        convolutions; values differ from NCHW by float rounding); ``compile``: ``torch.compile`` the model
+        (one compilation per input size; best with the dense MoE dispatch). On CUDA ``cudnn.benchmark`` is on."""
         if tile and (tile % MULTIPLE or tile < MIN_SIZE):
             raise ValueError(f"--tile must be a multiple of {MULTIPLE} and at least {MIN_SIZE}, got {tile}")
         if tile and not 0 <= overlap < tile:
@@ -82,6 +90,16 @@ class Fuser:
         self.model = TGECNet(self.config.model)
         self.model.load_state_dict(weights.state, strict=True)
         self.model.eval().to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+            torch.backends.cudnn.benchmark = True
+        if amp is None:
+            amp = self.device.type == "cuda"
+        self.channels_last = channels_last
+        if channels_last:
+            to_channels_last(self.model)
+        self._forward = torch.compile(self.model) if compile else self.model
         self.amp, self.tile, self.overlap, self.chroma_sigma = amp, tile, overlap, chroma_sigma
 
     @torch.no_grad()
@@ -90,7 +108,7 @@ class Fuser:
         vp, ip = pad_to_multiple(vis_y), pad_to_multiple(ir)
         ctx = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
         with ctx:
-            out = self.model(vp, ip).fused
+            out = self._forward(vp, ip).fused
         return out.float()[..., :h, :w]
 
     @torch.no_grad()

@@ -29,6 +29,7 @@ from demmi_rf.progress import format_duration, progress
 from ..config import ModelConfig, TGConfig, load_config, with_overrides
 from ..losses import fusion_loss, restoration_loss
 from ..model import TGECNet, parameter_summary
+from ..model.layers import to_channels_last
 from .checkpoint import (
     CheckpointError,
     checkpoint_config,
@@ -275,7 +276,7 @@ class _Run:
             model.load_state_dict(ckpt["model"])
         model.to(device)
         if opts.channels_last:
-            model.to(memory_format=torch.channels_last)
+            to_channels_last(model)
         if self.stage == 2:
             model.freeze_restorer()
         module = model.restorer if self.stage == 1 else model
@@ -344,6 +345,7 @@ class _Run:
             net.train()
             model.train()
             keys: list[str] = []
+            lr = optimizer.param_groups[0]["lr"]
             sums: torch.Tensor | None = None
             n_done = 0
             t0 = time.perf_counter()
@@ -399,7 +401,7 @@ class _Run:
             seconds = time.perf_counter() - t0
             if env.is_main:
                 assert epoch_log is not None
-                lr_now = optimizer.param_groups[0]["lr"]
+                lr_now = lr if n_done else optimizer.param_groups[0]["lr"]  # the rate of the epoch's last step
                 epoch_log.write({"epoch": epoch, "step": step, **means, "lr": lr_now, "seconds": seconds,
                                  "steps": n_done, "images_per_s": n_done * items_per_step / max(seconds, 1e-9)})
                 bar.log(_epoch_line(self.stage, epoch, epochs, means, lr_now, n_done * items_per_step, seconds,
