@@ -530,3 +530,22 @@ def test_build_files_that_are_symbolic_links_are_refused(tmp_path, recipe, name)
     with pytest.raises(BuildError, match=f"{name} is a symbolic link: refused"):
         build_dataset(out, recipe=recipe, settings=["haze"], workers=1)
     assert victim.read_text() == "{}" and sorted(p.name for p in out.iterdir()) == [name]
+
+
+def test_a_full_disk_while_writing_the_card_says_so_and_a_rerun_completes(tmp_path, recipe, reference, monkeypatch):
+    import errno
+
+    from demmi_rf.build import driver
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(driver, "write_bytes_atomic", full)
+    out = tmp_path / "ds"
+    with pytest.raises(BuildError, match=r"cannot write the manifest/card into .*: the disk is full \(\[Errno 28\]"):
+        build_dataset(out, recipe=recipe, settings=SETTINGS, workers=1)
+    assert not (out / "dataset.json").exists() and not (out / LOCK).exists()
+    monkeypatch.undo()
+    report = build_dataset(out, recipe=recipe, settings=SETTINGS, workers=1)
+    assert len(report.reused) == 9
+    _same_dataset(out, reference)
