@@ -145,3 +145,16 @@ def test_temporary_files_are_new_files_never_followed_links(tmp_path):
     with col, pytest.raises(BuildError, match="cannot write the manifest rows"):
         col.add({"file": "shards/a.h5", "rows": [crafted_row(0, random.Random(0))]})
     assert victim.read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("block", [1, 4, 1 << 16])
+def test_content_hash_in_blocks_is_the_documented_text(small_dataset, block, monkeypatch):  # noqa: F811
+    from demmi_rf.store import identity, read_manifest
+
+    frame = read_manifest(small_dataset / "manifest.csv")
+    card = json.loads((small_dataset / "dataset.json").read_text())
+    head = [identity.CONTENT_FORMAT, f"spec_version {SPEC_VERSION}", f"recipe_hash {card['recipe_hash']}"]
+    whole = ("\n".join([*head, *identity._sample_lines(frame)]) + "\n").encode("utf-8")  # one piece, sorted
+    monkeypatch.setattr(identity, "CONTENT_BLOCK", block)
+    assert identity.content_text(frame, card["recipe_hash"], SPEC_VERSION) == whole
+    assert identity.content_hash(frame.iloc[::-1], card["recipe_hash"], SPEC_VERSION) == card["content_hash"]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pandas as pd
@@ -68,8 +68,13 @@ def _sample_lines(frame: pd.DataFrame) -> list[str]:
     return [lines[i] for i in sorted(range(len(ids)), key=ids.__getitem__)]
 
 
-def content_text(manifest: pd.DataFrame, recipe_hash: str, spec_version: str | int) -> bytes:
-    """The canonical text hashed by :func:`content_hash` (module docstring), as UTF-8 bytes."""
+#: samples encoded at a time by :func:`content_parts` (bounds its memory beyond the manifest itself)
+CONTENT_BLOCK = 1 << 16
+
+
+def content_parts(manifest: pd.DataFrame, recipe_hash: str, spec_version: str | int) -> Iterator[bytes]:
+    """:func:`content_text` in consecutive pieces: the head lines, then the sample lines, sorted, encoded
+    :data:`CONTENT_BLOCK` samples at a time (only the sort order is held for every sample, not every line)."""
     missing = [c for c in CONTENT_COLUMNS if c not in manifest.columns]
     if missing:
         raise DatasetError(f"manifest lacks column(s) {', '.join(missing)} needed for the content hash")
@@ -78,13 +83,28 @@ def content_text(manifest: pd.DataFrame, recipe_hash: str, spec_version: str | i
         dup = ids[ids.duplicated()].iloc[0]
         raise DatasetError(f"manifest lists sample {dup!r} more than once")
     head = [CONTENT_FORMAT, f"spec_version {spec_version}", f"recipe_hash {recipe_hash}"]
-    return ("\n".join([*head, *_sample_lines(manifest)]) + "\n").encode("utf-8")
+    yield ("\n".join(head) + "\n").encode("utf-8")
+    keys = [str(v) for v in ids.tolist()]
+    order = sorted(range(len(keys)), key=keys.__getitem__)  # code-point order, as _sample_lines sorts
+    del keys
+    for start in range(0, len(order), CONTENT_BLOCK):
+        block = manifest.iloc[order[start:start + CONTENT_BLOCK]]
+        yield "".join(line + "\n" for line in _sample_lines(block)).encode("utf-8")
+
+
+def content_text(manifest: pd.DataFrame, recipe_hash: str, spec_version: str | int) -> bytes:
+    """The canonical text hashed by :func:`content_hash` (module docstring), as UTF-8 bytes."""
+    return b"".join(content_parts(manifest, recipe_hash, spec_version))
 
 
 def content_hash(manifest: pd.DataFrame, recipe_hash: str, spec_version: str | int) -> str:
     """sha256 (hex) of :func:`content_text`: the identity of a dataset's pixels, splits and recipe,
-    independent of how the arrays are stored (module docstring)."""
-    return hashlib.sha256(content_text(manifest, recipe_hash, spec_version)).hexdigest()
+    independent of how the arrays are stored (module docstring). Hashed piece by piece
+    (:func:`content_parts`), so the text is never held whole."""
+    sha = hashlib.sha256()
+    for part in content_parts(manifest, recipe_hash, spec_version):
+        sha.update(part)
+    return sha.hexdigest()
 
 
 def card_content_hash(manifest: pd.DataFrame, card: Mapping[str, Any]) -> str:
