@@ -88,6 +88,9 @@ def test_crops_synthesise_each_image_once_and_the_cache_is_bounded(virtual_datas
         ds.read(sid, arrays="vis")
         ds.read(sid, arrays="vis")
         assert ds.array_store.syntheses == 2 and not ds.array_store._cache
+        both = ds.read(sid, arrays=("vis", "ir", "ir_clean"), window=(8, 8, 32, 32))
+        assert ds.array_store.syntheses == 3  # VIS and IR of one read: one synthesis, even without a cache
+        assert np.array_equal(both["ir"], whole["ir"][8:40, 8:40])
     with open_dataset(virtual_dataset, cache_bytes=whole["vis"].nbytes + whole["ir"].nbytes) as ds:
         ids = ds.samples(settings="haze")["sample_id"].tolist()[:3]
         for s in ids:
@@ -281,3 +284,25 @@ def test_train_config_resample_value_is_checked():
     assert cfg.stage1.resample == "epoch"
     with pytest.raises(ValueError, match="resample must be"):
         config_from_dict({"name": "x", "stage1": {"resample": "sometimes"}})
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+def test_train_cli_resample_epoch_runs_and_is_recorded(virtual_dataset, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--dataset", str(virtual_dataset), "--stage", "1", "--config", "tiny", "--out", str(out),
+            "--max-steps", "2", "--workers", "0", "--resample", "epoch", "--no-progress"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["stage1"]["resample"] == "epoch" and config["stage2"]["resample"] == ""
+    bad = CliRunner().invoke(cli, [*args[:-3], "--resample", "always"])
+    assert bad.exit_code == 2 and "always" in bad.output
+
+
+def test_cli_build_virtual_flag(tmp_path):
+    out = tmp_path / "v"
+    res = CliRunner().invoke(cli, ["build", "--out", str(out), "--degradations", "clean,stripe", "--workers", "1",
+                                   "--virtual", "--json", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "dataset.json").read_text())["storage"]["array_format"] == "virtual"
+    assert verify_dataset(out).ok

@@ -264,11 +264,14 @@ class VirtualArrayStore(ArrayStore):
     def read(self, ref: SampleRef, name: str, window: Window | None = None) -> np.ndarray:
         if not ref.degraded(name):
             return self.clean.read(ref, name, window)
-        image = self.synthesised(ref)[name]
-        if window is None:
-            return image.copy()
-        y0, x0, h, w = window
-        return image[y0 : y0 + h, x0 : x0 + w].copy()
+        return _window_copy(self.synthesised(ref)[name], window)
+
+    def read_many(self, ref: SampleRef, names: Iterable[str], window: Window | None = None) -> dict[str, np.ndarray]:
+        """Several arrays of a sample with at most one synthesis (VIS and IR come from one, even uncached)."""
+        names = list(names)
+        images = self.synthesised(ref) if any(map(ref.degraded, names)) else {}
+        return {n: _window_copy(images[n], window) if ref.degraded(n) else self.clean.read(ref, n, window)
+                for n in names}
 
     def synthesised(self, ref: SampleRef) -> dict[str, np.ndarray]:
         """The degraded arrays of a sample (read-only, checked), from the cache or synthesised now."""
@@ -378,6 +381,14 @@ def open_array_store(root: str | Path, card: Mapping[str, Any], **options: Any) 
         raise DatasetError(f"{Path(root) / 'dataset.json'}: storage.{FORMAT_KEY} {name!r} is not a known array "
                            f"format (known: {', '.join(sorted(ADAPTER_FOR_FORMAT))}); a newer toolkit may read it")
     return adapter(root, card, **options)
+
+
+def _window_copy(image: np.ndarray, window: Window | None) -> np.ndarray:
+    """A new array holding ``image`` or its ``(y0, x0, h, w)`` window (callers may modify it)."""
+    if window is None:
+        return image.copy()
+    y0, x0, h, w = window
+    return image[y0 : y0 + h, x0 : x0 + w].copy()
 
 
 def _thaw(value: Any) -> Any:

@@ -128,10 +128,12 @@ def _materialize_shard(ds: Any, store: VirtualArrayStore, rel: str, out: Path, s
                 for name in ("vis_clean", "ir_clean"):
                     _write(writer, ref, name, store.clean.read(ref, name))
             writer.set_group_attrs(f"/samples/{ref.sample_id}", _group_attrs(h5, f"/samples/{ref.sample_id}"))
-            for name in ("vis", "ir"):
-                if ref.degraded(name):
-                    _write(writer, ref, name, store.read(ref, name))  # synthesised and checked
-                    count += 1
+            if ref.changes_vis or ref.changes_ir:
+                images = store.synthesised(ref)  # both modalities at once, checked against the manifest
+                for name in ("vis", "ir"):
+                    if ref.degraded(name):
+                        _write(writer, ref, name, images[name])
+                        count += 1
         writer.commit(result)
     return count, final.stat().st_size, file_sha256(final)
 
