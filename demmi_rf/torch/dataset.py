@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DatasetError, ShardError
-from .atoms import ATOM_ORDER, atoms_vector
+from .atoms import ATOM_ORDER, atoms_vector, dataset_label_order
 from .augment import apply_dihedral, crop_size, draw_choices, rgb_to_gray_bt601
 from .seeding import SharedEpoch, item_generator
 
@@ -125,6 +125,9 @@ class DeMMIDataset(Dataset):
             raise DatasetError(f"{self._where()}: resample={resample!r} draws new degradations for training; it is "
                                f"allowed on the train split only, not split={split!r} (the test split is always the "
                                "stored benchmark)")
+        if resample is not None and not hasattr(self.store, "read_fresh"):
+            raise TypeError(f"resample={resample!r} needs a store with read_fresh() (demmi_rf.store.open_dataset), "
+                            f"got {type(self.store).__name__}")
         frame = _select(self.store, split, settings)
         self._items = _items(frame, task)
         if not self._items:
@@ -135,6 +138,7 @@ class DeMMIDataset(Dataset):
         if self.crop is not None:
             self._check_crop_fits()
         _check_shards(self.store, frame)
+        self.label_order = dataset_label_order(self.store.settings)
 
     # --- size, order, epoch ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -202,7 +206,7 @@ class DeMMIDataset(Dataset):
         else:
             item = {"input": tensors[names[0]], "target": tensors[names[1]], "modality": info.modality}
         item["setting"] = info.setting
-        item["atoms"] = torch.from_numpy(atoms_vector(info.setting))
+        item["atoms"] = torch.from_numpy(atoms_vector(info.setting, self.label_order))
         item["sample_id"] = info.sample_id
         item["pair_id"] = info.pair_id
         return item
