@@ -340,3 +340,28 @@ def test_compat_public_is_the_published_stage2_forward(tiny: dict) -> None:
     assert torch.equal(fp, fn)  # stage 2: level-1 MoE bypassed
     assert not torch.allclose(fp, fo)  # ... which ours does not do
     assert torch.equal(rp, ro)  # stage 1 is the same in both modes
+
+
+def test_huge_stride_zero_view_is_refused_before_any_allocation(tmp_path: Path) -> None:
+    """A 16-byte storage viewed as 10^11 floats (stride 0) is caught by the shape check, not allocated."""
+
+    class _Huge(_Tensor):
+        def __reduce__(self):
+            return (torch._utils._rebuild_tensor_v2, (_Ref(), 0, (10**11,), (0,), False, collections.OrderedDict()))
+
+    fh = io.BytesIO()
+    _Pickler(fh, 4).dump({"net.param_alpha": _Huge((1,))})
+    path = _archive_with(fh.getvalue(), np.zeros(4, np.float32).tobytes(), tmp_path / "huge.pth")
+    with pytest.raises(PublicCheckpointError, match=r"fusion.alpha \(100000000000,\)"):
+        load_weights(path, config="tiny")
+
+
+def test_compressed_storage_is_refused(tmp_path: Path) -> None:
+    fh = io.BytesIO()
+    _Pickler(fh, 4).dump({"net.x": _Tensor((4,))})
+    path = tmp_path / "z.pth"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", fh.getvalue())
+        zf.writestr("archive/data/0", np.zeros(4, np.float32).tobytes())
+    with pytest.raises(UnsafeFileError, match="compressed"):
+        safe_torch_load(path)

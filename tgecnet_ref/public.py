@@ -195,7 +195,8 @@ def public_layout(stage: int) -> dict[str, tuple[int, ...]]:
 class PublicImport:
     """Weights of a public checkpoint in our names.
 
-    ``state``: our parameter name -> float32 tensor; ``stage``: 2 when the fusion head is present, else 1;
+    ``state``: our parameter name -> tensor (as stored; shapes not yet checked); ``stage``: 2 when the fusion
+    head is present, else 1;
     ``kind``: ``"lightning"`` (a ``.ckpt`` dict with ``state_dict``) or ``"state_dict"`` (a ``.pth``);
     ``dropped``: public names deliberately not imported; ``ignored``: keys outside ``net.`` (training losses);
     ``opaque``: classes of other objects in the file that were recorded, not built (hyper-parameters,
@@ -245,7 +246,7 @@ def convert_state(raw: Mapping[str, Any], path: str | Path) -> tuple[dict[str, t
             raise PublicCheckpointError(f"{path}: {key} is not a floating-point tensor ({type(value).__name__})")
         if ours in state:
             raise PublicCheckpointError(f"{path}: two keys map to our parameter {ours}")
-        state[ours] = value.detach().to(torch.float32).clone()
+        state[ours] = value.detach()  # a view of the file's storage: converted only after the shapes are checked
     return state, dropped, ignored
 
 

@@ -153,12 +153,17 @@ class _Unpickler(pickle.Unpickler):
             raise UnsafeFileError(f"unsupported storage record {str(pid)[:80]!r}")
         if key not in self._storages:
             try:
-                raw = self._archive.read(f"{self._prefix}data/{key}")
+                info = self._archive.getinfo(f"{self._prefix}data/{key}")
             except KeyError as exc:
                 raise UnsafeFileError(f"storage {key!r} is missing from the archive") from exc
             itemsize = torch.empty((), dtype=dtype).element_size()
-            if len(raw) != numel * itemsize:
-                raise UnsafeFileError(f"storage {key!r} holds {len(raw)} bytes, its record says {numel} x {itemsize}")
+            # sizes are compared from the archive's directory, before anything is read or inflated
+            if info.file_size != numel * itemsize:
+                raise UnsafeFileError(f"storage {key!r} holds {info.file_size} bytes, its record says "
+                                      f"{numel} x {itemsize}")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise UnsafeFileError(f"storage {key!r} is compressed (torch.save never compresses tensor data)")
+            raw = self._archive.read(info)
             flat = torch.frombuffer(bytearray(raw), dtype=dtype) if raw else torch.empty(0, dtype=dtype)
             self._storages[key] = flat
         return self._storages[key]

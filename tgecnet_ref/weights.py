@@ -81,10 +81,11 @@ def _load_public(path: Path, config: str | Path | TGConfig | None, compat: str |
     if imp.stage == 1:
         expected = {k: v for k, v in expected.items() if k.startswith("restorer.")}
     check_filled(expected, imp.state, path, what=f"the '{cfg.name}' model (stage {imp.stage})")
+    state = {k: v.to(torch.float32).contiguous() for k, v in imp.state.items()}  # shapes known to be right
     note = (f"{path.name}: public {imp.kind} checkpoint, stage {imp.stage}, {len(imp.state)} tensors imported "
             f"into configuration '{cfg.name}' (compat={mode}); {len(imp.dropped)} unused public tensors dropped")
     if imp.ignored:
         note += f", {len(imp.ignored)} training-loss tensors ignored"
     if imp.opaque:
         note += f"; objects recorded, not built: {', '.join(imp.opaque[:4])}"
-    return LoadedWeights(path, imp.state, cfg, imp.stage, "public", note)
+    return LoadedWeights(path, state, cfg, imp.stage, "public", note)

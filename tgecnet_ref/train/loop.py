@@ -32,7 +32,7 @@ from ..model import TGECNet, parameter_summary
 from ..model.layers import to_channels_last
 from .checkpoint import (
     CheckpointError,
-    checkpoint_config,
+    checked_config,
     export_safetensors,
     load_checkpoint,
     rng_state,
@@ -192,7 +192,7 @@ class _Run:
             ckpt = load_checkpoint(last)
             if int(ckpt.get("stage", 0)) != self.stage:
                 raise CheckpointError(f"--resume: {last} is a stage-{ckpt.get('stage')} run, not stage {self.stage}")
-            stored = checkpoint_config(ckpt, last)
+            stored = checked_config(ckpt, last)
             if stored.model != self.cfg.model:
                 raise CheckpointError(f"--resume: {last} was trained with another model configuration "
                                       f"('{stored.name}'); resume with the same --config")
