@@ -74,7 +74,7 @@ def test_specs_are_registered_with_their_chain_positions():
     assert set(NAMES) == {"lowlight", "overexposure", "motion", "rain", "jpeg", "lowcontrast", "ir_noise",
                           "stripe_gain"}
     for spec in SPECS:
-        assert spec.module.SPEC is spec and spec.label_index is None
+        assert spec.module.SPEC is spec and spec.label_index == 6 + SPECS.index(spec)  # after v1's six
         assert spec.random_apply == (spec.name in {"lowlight", "rain", "ir_noise", "stripe_gain"})
 
 

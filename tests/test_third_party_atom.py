@@ -147,8 +147,10 @@ def test_build_and_dataset_with_the_new_atom(dim, tmp_path, samples_dir):
     assert len(items) == 1
     item = items[0]
     assert item["setting"] == "noise15+dim"
-    want = [1.0 if name in ("noise15", "dim") else 0.0 for name in order]
-    assert item["atoms"].tolist() == want == atoms_vector("dim+noise15").tolist()
+    # the dataset's label order: TG-ECNet's six, then the atoms its settings use (whatever else is registered)
+    assert items.label_order == ("noise15", "noise25", "noise50", "haze", "defocus", "stripe", "dim")
+    want = [1.0 if name in ("noise15", "dim") else 0.0 for name in items.label_order]
+    assert item["atoms"].tolist() == want == atoms_vector("dim+noise15", items.label_order).tolist()
 
 
 def test_contact_sheet_labels_the_new_atom(msrs_pair, dim):

@@ -76,7 +76,7 @@ def get(name: str) -> AtomSpec:
     try:
         return ATOMS.get(name)
     except (KeyError, TypeError):
-        known = names()
+        known = ATOMS.available()
         raise SettingError(
             f"unknown degradation atom {name!r}{did_you_mean(str(name), known)}; valid atoms: {', '.join(known)} "
             f"(and the setting {CLEAN!r})"

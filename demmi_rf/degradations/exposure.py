@@ -125,7 +125,8 @@ def apply(image: np.ndarray, rng: Stream | None = None, *, gain: float, gamma: f
 
 
 SPEC = register_atom(AtomSpec(
-    name="overexposure", family="illumination", modality="vis", stage=STAGE_ILLUMINATION, params=PARAMS,
+    name="overexposure", label_index=7,
+    family="illumination", modality="vis", stage=STAGE_ILLUMINATION, params=PARAMS,
     draw=draw, apply=apply, summary="over-exposure: Retinex illumination gain k > 1 with gamma < 1",
     label="overexp k={gain:.2f} g={gamma:.2f}", severity=SEVERITY, random_apply=False,
 ))

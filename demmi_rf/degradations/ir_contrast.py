@@ -61,7 +61,8 @@ def apply(image: np.ndarray, rng: Stream | None = None, *, alpha: float, beta: f
 
 
 SPEC = register_atom(AtomSpec(
-    name="lowcontrast", family="ir_contrast", modality="ir", stage=STAGE_OPTICS, params=PARAMS, draw=draw,
+    name="lowcontrast", label_index=11,
+    family="ir_contrast", modality="ir", stage=STAGE_OPTICS, params=PARAMS, draw=draw,
     apply=apply, summary="IR low contrast: linear gain alpha < 1 and offset beta",
     label="lowcontrast a={alpha:.2f} b={beta:.0f}", severity=SEVERITY, random_apply=False,
 ))

@@ -55,6 +55,7 @@ def apply(image: np.ndarray, rng: Stream, *, sigma: float, inplace: bool = False
 
 
 SPEC = register_atom(AtomSpec(
-    name="ir_noise", family="ir_noise", modality="ir", stage=STAGE_SENSOR + 5, params=PARAMS, draw=draw,
+    name="ir_noise", label_index=12,
+    family="ir_noise", modality="ir", stage=STAGE_SENSOR + 5, params=PARAMS, draw=draw,
     apply=apply, summary="IR additive white Gaussian noise", label="ir_noise s={sigma:.1f}", severity=SEVERITY,
 ))

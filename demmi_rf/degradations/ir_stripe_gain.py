@@ -85,7 +85,8 @@ def apply(image: np.ndarray, rng: Stream, *, offset_std: float, gain_std: float,
 
 
 SPEC = register_atom(AtomSpec(
-    name="stripe_gain", family="stripe", modality="ir", stage=STAGE_SENSOR, params=PARAMS, draw=draw,
+    name="stripe_gain", label_index=13,
+    family="stripe", modality="ir", stage=STAGE_SENSOR, params=PARAMS, draw=draw,
     apply=apply, summary="IR column offsets and gains plus a per-pixel Gaussian term (EMS / DRMF form)",
     label="stripe_gain o={offset_std:.1f} g={gain_std:.3f} p={pixel_std:.1f}", severity=SEVERITY,
 ))

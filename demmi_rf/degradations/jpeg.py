@@ -114,7 +114,8 @@ def apply(image: np.ndarray, rng: Stream | None = None, *, quality: int, inplace
 
 
 SPEC = register_atom(AtomSpec(
-    name="jpeg", family="jpeg", modality="vis", stage=STAGE_PROCESSING, params=PARAMS, draw=draw, apply=apply,
+    name="jpeg", label_index=10,
+    family="jpeg", modality="vis", stage=STAGE_PROCESSING, params=PARAMS, draw=draw, apply=apply,
     summary="JPEG compression (libjpeg-turbo via OpenCV, 4:2:0, islow DCT)", label="jpeg q={quality}",
     severity=SEVERITY, random_apply=False,
 ))

@@ -81,7 +81,8 @@ def apply(image: np.ndarray, rng: Stream, *, gain: float, gamma: float, shot: fl
 
 
 SPEC = register_atom(AtomSpec(
-    name="lowlight", family="illumination", modality="vis", stage=STAGE_ILLUMINATION, params=PARAMS,
+    name="lowlight", label_index=6,
+    family="illumination", modality="vis", stage=STAGE_ILLUMINATION, params=PARAMS,
     draw=draw, apply=apply, summary="low light: Retinex illumination gain k < 1, gamma > 1, shot + read noise",
     label="lowlight k={gain:.2f} g={gamma:.2f} a={shot:.2f} b={read:.1f}", severity=SEVERITY,
 ))

@@ -213,7 +213,8 @@ def apply(image: np.ndarray, rng: Stream | None = None, *, length: int, angle: i
 
 
 SPEC = register_atom(AtomSpec(
-    name="motion", family="motion", modality="vis", stage=STAGE_OPTICS + 2, params=PARAMS, draw=draw,
+    name="motion", label_index=8,
+    family="motion", modality="vis", stage=STAGE_OPTICS + 2, params=PARAMS, draw=draw,
     apply=apply, summary="linear motion blur (line kernel of length L at angle θ)",
     label="motion L={length} a={angle}", severity=SEVERITY, random_apply=False,
 ))

@@ -95,7 +95,8 @@ def apply(image: np.ndarray, rng: Stream, *, density: float, length: int, angle:
 
 
 SPEC = register_atom(AtomSpec(
-    name="rain", family="rain", modality="vis", stage=STAGE_SCENE + 2, params=PARAMS, draw=draw, apply=apply,
+    name="rain", label_index=9,
+    family="rain", modality="vis", stage=STAGE_SCENE + 2, params=PARAMS, draw=draw, apply=apply,
     summary="additive rain streaks (sparse drops blurred along a line)",
     label="rain p={density:.4f} L={length} a={angle} s={intensity:.0f}", severity=SEVERITY,
 ))

@@ -30,6 +30,7 @@ fails to load is skipped with a :class:`RuntimeWarning` naming it (the rest of t
 
 from __future__ import annotations
 
+import importlib
 import math
 import sys
 import threading
@@ -305,9 +306,12 @@ class Registry:
     """A named table of :class:`AtomSpec` (BasicSR's registry pattern): :meth:`register` refuses a duplicate
     name (:class:`~demmi_rf.errors.AtomRegistryError`), lookups load the ``demmi_rf.atoms`` entry points once."""
 
-    def __init__(self, name: str, entry_point_group: str | None = None):
+    def __init__(self, name: str, entry_point_group: str | None = None, lazy: Mapping[str, str] | None = None):
         self.name = name
         self._specs: dict[str, AtomSpec] = {}
+        # atom name -> module that registers it on import: atoms that ship with the package but are loaded only
+        # when something names them (so they do not enter every v1 user's atom list and label vector)
+        self._lazy = dict(lazy or {})
         self._group = entry_point_group
         self._plugins_loaded = entry_point_group is None
         self._lock = threading.RLock()
@@ -369,11 +373,24 @@ class Registry:
         """The spec called ``name`` (KeyError when unknown; :func:`demmi_rf.degradations.get` gives the
         user-facing :class:`~demmi_rf.errors.SettingError`)."""
         self._ensure_plugins()
+        if isinstance(name, str) and name not in self._specs and name in self._lazy:
+            module = importlib.import_module(self._lazy[name])  # registers it on first import
+            spec = getattr(module, "SPEC", None)
+            if name not in self._specs and isinstance(spec, AtomSpec) and spec.name == name:
+                self.register(spec)  # imported before, then unregistered (tests do that): register it again
         return self._specs[name]
 
     def __contains__(self, name: object) -> bool:
+        try:
+            self.get(name)  # type: ignore[arg-type]
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def available(self) -> tuple[str, ...]:
+        """Registered names plus the shipped atoms that load on first use (for messages and listings)."""
         self._ensure_plugins()
-        return isinstance(name, str) and name in self._specs
+        return tuple(sorted(set(self._specs) | set(self._lazy)))
 
     def specs(self) -> tuple[AtomSpec, ...]:
         """Every spec in canonical setting-name order."""
@@ -431,8 +448,16 @@ def _specs_of(obj: Any) -> list[AtomSpec]:
     raise AtomRegistryError(f"expected an AtomSpec, a list of them or a module, got {type(obj).__name__}")
 
 
+#: atoms beyond v1 that ship with the package (issue 14; ``docs/degradations.md`` section 7): each registers when
+#: its module is imported, which a lookup by name does on first use, in any process (pool and dask workers too)
+SHIPPED_LAZY: dict[str, str] = {
+    "lowlight": "demmi_rf.degradations.lowlight", "overexposure": "demmi_rf.degradations.exposure",
+    "motion": "demmi_rf.degradations.motion", "rain": "demmi_rf.degradations.rain",
+    "jpeg": "demmi_rf.degradations.jpeg", "lowcontrast": "demmi_rf.degradations.ir_contrast",
+    "ir_noise": "demmi_rf.degradations.ir_noise", "stripe_gain": "demmi_rf.degradations.ir_stripe_gain",
+}
 #: the toolkit's atom registry
-ATOMS = Registry("degradation atoms", ENTRY_POINT_GROUP)
+ATOMS = Registry("degradation atoms", ENTRY_POINT_GROUP, lazy=SHIPPED_LAZY)
 
 
 def register_atom(spec: AtomSpec) -> AtomSpec:

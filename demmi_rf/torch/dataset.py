@@ -138,7 +138,7 @@ class DeMMIDataset(Dataset):
         if self.crop is not None:
             self._check_crop_fits()
         _check_shards(self.store, frame)
-        self.label_order = dataset_label_order(self.store.settings)
+        self.label_order = dataset_label_order(getattr(self.store, "settings", None) or frame["setting"].unique())
 
     # --- size, order, epoch ------------------------------------------------------------------------------
     def __len__(self) -> int:
