@@ -261,7 +261,9 @@ def load_public(path: str | Path) -> PublicImport:
         raise PublicCheckpointError(str(exc)) from exc
     if not is_public_file(obj):
         raise PublicCheckpointError(f"{path}: neither a Lightning checkpoint (no 'state_dict') nor a state dict "
-                                    "with 'net.' keys; not a TG-ECNet public checkpoint")
+                                    "with 'net.' keys; not a TG-ECNet public checkpoint (.ckpt/.pth names are "
+                                    "read as the authors' files; checkpoints of 'demmi train' are .pt or "
+                                    ".safetensors)")
     kind = "lightning" if isinstance(obj.get("state_dict"), Mapping) else "state_dict"
     raw = obj["state_dict"] if kind == "lightning" else obj
     state, dropped, ignored = convert_state(raw, path)
