@@ -159,3 +159,11 @@ def test_train_and_fuse_work_without_tqdm_and_log_one_line_per_epoch(monkeypatch
     res = run_cli(["fuse", "--checkpoint", str(tmp_path / "s2" / "model.safetensors"), "--ir", str(img), "--vis",
                    str(img), "--out", str(tmp_path / "f.png"), "--device", "cpu"])
     assert (tmp_path / "f.png").is_file(), res.output
+
+
+def test_config_option_is_only_for_public_files(tiny_state: dict, tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "m.pt", {"stage": 2, "config": load_config("tiny").to_dict(),
+                                               "model": tiny_state})
+    with pytest.raises(CheckpointError, match="carries its own configuration"):
+        Fuser(path, device="cpu", config="paper")
+    assert Fuser(path, device="cpu", compat="public").config.model.compat == "public"
