@@ -37,6 +37,7 @@ def _card_text(root: Path, card: dict, sha: str) -> str:
         f"dataset      {root}",
         f"name         {card['name']} (spec v{card.get('spec_version')}, toolkit {card.get('toolkit_version')})",
         f"content      {card.get('content_hash', '(not recorded: built by an older toolkit)')}",
+        f"synthesis    {_synthesis_text(card.get('synthesis'))}",
         f"card sha256  {sha}",
         f"recipe       {recipe['name']} sha256 {card['recipe_hash']}"
         + (f" (derived from {recipe['base']['name']} {recipe['base']['hash'][:12]})" if "base" in recipe else ""),
@@ -87,3 +88,11 @@ def describe_storage(storage: object) -> str:
         words += "; other settings: " + ", ".join(f"{k}={storage[k]!r}" for k in extra)
     return words
 
+
+def _synthesis_text(synthesis: object) -> str:
+    """``version 3, normal sampler: compiled`` (or why it is unknown) for a card's ``synthesis`` record."""
+    if not isinstance(synthesis, dict):
+        return "(not recorded: built before toolkit 0.2.0; compare the content hash with CHANGELOG.md)"
+    samplers = synthesis.get("normal_sampler")
+    names = ", ".join(str(s) for s in samplers) if isinstance(samplers, list) else "?"
+    return f"version {synthesis.get('version', '?')}, normal sampler: {names}"

@@ -11,6 +11,9 @@ from typing import Any
 
 __version__ = "0.2.0"
 SPEC_VERSION = "1"
+#: the version of the pixels: bumped whenever the same recipe and seed give other bytes (CHANGELOG.md lists the
+#: content hash each gives); recorded in every dataset card as ``synthesis.version``
+SYNTHESIS_VERSION = "3"
 
 # public name -> module that defines it (imported lazily on first access)
 _LAZY = {
@@ -21,7 +24,7 @@ _LAZY = {
     "sample_root": "demmi_rf.samples",
 }
 
-__all__ = ["__version__", "SPEC_VERSION", *_LAZY]
+__all__ = ["__version__", "SPEC_VERSION", "SYNTHESIS_VERSION", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import SPEC_VERSION, __version__
+from .. import SPEC_VERSION, SYNTHESIS_VERSION, __version__
 from ..parallel import default_workers
 from ..publish.card_files import write_card_files
 from ..recipe import DEFAULT_RECIPE, Recipe, load_recipe
@@ -195,6 +195,10 @@ def _outputs(recipe: Recipe, tasks: list[ShardTask], results: list[dict[str, Any
         "storage": tasks[0].storage if tasks else {},
         "counts": done.counts,
         "content_hash": done.content_hash,
+        # which pixels (CHANGELOG.md) and which implementation(s) of the normal sampler's common case the processes
+        # that built or checked the shards ran (compiled kernel or numpy: the same bits, see docs/degradations.md)
+        "synthesis": {"version": SYNTHESIS_VERSION,
+                      "normal_sampler": sorted({str(r.get("normal_sampler", "?")) for r in results})},
         # library versions of the driver and of every process that ran a shard (distinct entries)
         "software": _distinct([library_versions(), *(r.get("software", {}) for r in results)]),
         "manifest": {"file": MANIFEST, "sha256": done.manifest_sha256, "rows": done.rows,

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, ziggurat
 from ..errors import DemmiError, PairError, ShardError
 from ..ids import sample_id
 from ..rng import seed_material
@@ -122,7 +122,7 @@ def run_shard(task: ShardTask) -> dict[str, Any]:
         raise BuildError(f"shard {final}: cannot be read back after writing: {exc}") from exc
     return {**result, "bytes": size, "sha256": sha, "reused": reused,
             "seconds": round(time.perf_counter() - start, 3), "toolkit_version": __version__,
-            "software": library_versions()}
+            "software": library_versions(), "normal_sampler": ziggurat.backend()}
 
 
 def _regular(path: Path) -> bool:
