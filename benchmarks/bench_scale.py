@@ -10,8 +10,9 @@ resident memory (``VmHWM`` of ``/proc/self/status``) and timings as one JSON lin
 
 * ``build`` with ``--workers 1``: the local executor runs every shard in the driver process, so the peak is
   driver + work; with ``--workers 2`` the shards run in a process pool and the child's peak is the **driver's**
-  alone (the pool's workers are other processes). ``finish`` is the time from the last shard's result to the
-  end of the build: manifest, content hash, card and README/Croissant files.
+  alone (the pool's workers are other processes). ``setup`` is the time to the plan (discovery, planning, memory
+  estimate from the image headers, locking), ``finish`` the time from the last shard's result to the end of the
+  build (manifest, content hash, card and README/Croissant files): the driver's serial parts.
 * ``verify`` (full mode: every array re-hashed) and ``verify --quick`` (card, manifest, content hash, shard files).
 * ``info`` (the ``demmi info`` command, in process).
 
@@ -111,16 +112,19 @@ def child(ns: argparse.Namespace) -> None:
         from demmi_rf.build import build_dataset
 
         recipe = bench_recipe(ns.settings.split(","), ns.pairs_per_shard)
-        marks = {"last": None}
+        marks = {"last": None, "plan": None}
 
         def progress(kind, data):
             if kind == "shard":
                 marks["last"] = time.perf_counter()
+            elif kind == "plan":
+                marks["plan"] = time.perf_counter()
 
         t0 = time.perf_counter()
         report = build_dataset(ns.out, [ns.source], recipe=recipe, workers=ns.workers, progress=progress)
         t1 = time.perf_counter()
-        out.update(seconds=t1 - t0, finish=t1 - (marks["last"] or t1), samples=report.card["counts"]["samples"],
+        out.update(seconds=t1 - t0, finish=t1 - (marks["last"] or t1), setup=(marks["plan"] or t0) - t0,
+                   samples=report.card["counts"]["samples"],
                    shards=len(report.card["shards"]), content_hash=report.card["content_hash"],
                    manifest_sha256=report.card["manifest"]["sha256"])
     elif ns.child == "verify":
@@ -159,14 +163,15 @@ def table(name: str, rows: list[dict], per_sample: bool = True) -> list[str]:
     base = rows[0]
     lines = [f"== {name}",
              f"{'pairs':>7} {'samples':>8} {'shards':>6} {'s':>8} {'us/sample':>10} {'x1k':>6} {'peak MiB':>9} "
-             f"{'x1k':>6} {'finish s':>9} {'cpu us/sample':>14} {'x1k':>6}"]
+             f"{'x1k':>6} {'setup s':>8} {'finish s':>9} {'cpu us/sample':>14} {'x1k':>6}"]
     for r in rows:
         us = 1e6 * r["seconds"] / max(r["samples"], 1)
         us0 = 1e6 * base["seconds"] / max(base["samples"], 1)
         cpu, cpu0 = (1e6 * x["cpu"] / max(x["samples"], 1) for x in (r, base))
         lines.append(f"{r['pairs']:>7} {r['samples']:>8} {r.get('shards', 0):>6} {r['seconds']:>8.2f} {us:>10.0f} "
                      f"{us / us0:>6.2f} {r['peak_mib']:>9.1f} {r['peak_mib'] / base['peak_mib']:>6.2f} "
-                     f"{r.get('finish', float('nan')):>9.3f} {cpu:>14.0f} {cpu / cpu0:>6.2f}")
+                     f"{r.get('setup', float('nan')):>8.2f} {r.get('finish', float('nan')):>9.3f} {cpu:>14.0f} "
+                     f"{cpu / cpu0:>6.2f}")
     if len(rows) > 1:
         big = rows[-1]
         slope = 1024 * (big["peak_mib"] - base["peak_mib"]) / max(big["samples"] - base["samples"], 1)
@@ -183,6 +188,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the sources are written once")
     ap.add_argument("--work", type=Path, default=None, help="where the datasets are built (default: a temp dir)")
     ap.add_argument("--skip-pool", action="store_true", help="only the workers=1 (in-process) build")
+    ap.add_argument("--pool-only", action="store_true", help="only the workers=2 (pool: driver alone) build")
     ap.add_argument("--skip-verify", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
     # child mode
@@ -210,8 +216,8 @@ def main() -> None:
         t0 = time.perf_counter()
         src = make_sources(ns.cache, n, height, width)
         print(f"[{n} pairs] sources ready in {time.perf_counter() - t0:.1f} s ({src})", flush=True)
-        variants = [("build workers=1 (driver+work)", 1)] + ([] if ns.skip_pool else
-                                                             [("build workers=2 (driver only)", 2)])
+        variants = ([] if ns.pool_only else [("build workers=1 (driver+work)", 1)]) + \
+            ([] if ns.skip_pool else [("build workers=2 (driver only)", 2)])
         out = work / f"ds-{n}"
         for name, workers in variants:
             shutil.rmtree(out, ignore_errors=True)

@@ -4,7 +4,7 @@ The in-memory path (``rows_to_frame`` -> ``manifest_bytes``, ``content_hash`` of
 ``sources_digest`` of all rows) is kept in the library and is the reference here: on a real build (rows read back
 from the shards' ``/meta/result``) and on crafted rows whose columns pandas types differently chunk by chunk
 (integers next to missing values, mixed numbers and words, booleans, integers beyond int64, non-ASCII ids),
-with shards arriving out of order, one-row CSV chunks and a merge fan-in of 2 (several merge passes).
+with shards arriving out of order (each written as its own CSV chunk) and a merge fan-in of 2 (several merge passes).
 No timing here: the scaling figures are ``benchmarks/bench_scale.py``'s.
 """
 
@@ -108,7 +108,6 @@ def crafted_row(i: int, rnd: random.Random) -> dict:
 def test_streamed_manifest_equals_in_memory_path_on_crafted_rows(trial, tmp_path, monkeypatch):
     rnd = random.Random(trial)
     monkeypatch.setattr(collect, "FAN_IN", rnd.choice([2, 3]))  # several merge passes
-    monkeypatch.setattr(collect, "CHUNK_ROWS", rnd.choice([1, 7]))  # CSV chunks of other column types
     rows = [crafted_row(i, rnd) for i in range(rnd.choice([1, 40, 200]))]
     shards: list[tuple[str, list[dict]]] = []
     for row in rows:  # a pair's rows stay in one shard, as in a build

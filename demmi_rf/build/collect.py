@@ -8,8 +8,8 @@ bytes): about 2.5 GB for LLVIP-full under v1. :class:`ManifestCollector` instead
    the result then keeps only its row count), remembering per column only what decides the column's pandas
    type (the Python types seen, the smallest and largest integer, whether a row lacks the column);
    The spill file is read back through the descriptor that wrote it (``pread``), never reopened by name.
-2. at the end (:meth:`finish`), reads the shards back **in plan order**, one at a time, and writes the CSV in
-   chunks whose columns are cast to the type the whole column would have had, so the bytes are those of
+2. at the end (:meth:`finish`), reads the shards back **in plan order**, one at a time, and writes the CSV one
+   shard at a time, every column cast to the type the whole column would have had, so the bytes are those of
    :func:`demmi_rf.store.manifest.manifest_bytes` of the full frame; the sha256 and size are computed while
    writing;
 3. hashes the content (:func:`demmi_rf.store.identity.content_hash`) incrementally: every shard's sample lines
@@ -51,8 +51,6 @@ from .errors import BuildError, os_problem
 #: runs merged at once (memory: FAN_IN read buffers of :data:`_BUFFER` bytes)
 FAN_IN = 64
 _BUFFER = 1 << 16
-#: manifest rows per CSV chunk
-CHUNK_ROWS = 4096
 _HEAD = struct.Struct(">II")
 _SOURCE_KEYS = ("pair_id", "ir_file", "ir_file_sha256", "vis_file", "vis_file_sha256")
 
@@ -271,23 +269,17 @@ class ManifestCollector:
         sha, size = hashlib.sha256(), 0
         by_split: dict[str, dict[str, Any]] = {}
         per_source: dict[str, int] = {}
-        header = True
-        pending: list[dict[str, Any]] = []
         try:
             with _create(out_tmp, "wb") as fh:
-                def flush() -> None:
-                    nonlocal header, size
-                    if not pending and not header:
-                        return
-                    text = _frame(pending, columns, dtypes).to_csv(index=False, lineterminator="\n", header=header)
-                    data = text.encode("utf-8")
+                def write(frame: pd.DataFrame, header: bool) -> None:
+                    nonlocal size
+                    data = frame.to_csv(index=False, lineterminator="\n", header=header).encode("utf-8")
                     sha.update(data)
                     fh.write(data)
                     size += len(data)
-                    header = False
-                    pending.clear()
 
-                for file in files:
+                header = True
+                for file in files:  # one shard's rows in memory at a time
                     if file not in self._where:
                         continue
                     records, keys = self._load(file)
@@ -297,10 +289,11 @@ class ManifestCollector:
                     sources.add_run((line, "") for line in sorted({
                         "\t".join(str(k.get(c, "")) for c in _SOURCE_KEYS) + "\n" for k in keys}))
                     _count(keys, self.settings, by_split, per_source)
-                    pending += records
-                    if len(pending) >= CHUNK_ROWS:
-                        flush()
-                flush()
+                    if records or header:
+                        write(frame, header)
+                        header = False
+                if header:  # no shard at all: the header line alone
+                    write(_frame([], columns, dtypes), True)
                 fh.flush()
                 os.fsync(fh.fileno())
             head = [CONTENT_FORMAT, f"spec_version {spec_version}", f"recipe_hash {recipe_hash}"]
