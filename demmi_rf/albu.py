@@ -237,7 +237,9 @@ class DemmiSetting(_DemmiTransform):
         chain = parsed.chain(modality)
         if not chain:
             raise ValueError(f"setting {parsed.name!r} changes nothing on {modality!r}")
-        self._set_chain([(atom, self._ranges(atom.name, {}, recipe)) for atom in chain])
+        # an atom with a severity level (``haze.s3``) draws from that level laid over the recipe's table
+        self._set_chain([(atom, parsed.atom_ranges(atom.name, {atom.name: self._ranges(atom.name, {}, recipe)}))
+                         for atom in chain])
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("setting", "modality", "recipe")

@@ -106,11 +106,13 @@ class Recipe:
         return copy.deepcopy(self.data)
 
     def with_overrides(self, *, seed: int | None = None, settings: Iterable[str] | None = None) -> Recipe:
-        """A derived recipe with another ``seed`` and/or only some of this recipe's ``settings``.
+        """A derived recipe with another ``seed`` and/or other ``settings`` (:func:`narrow_settings`: any of
+        this recipe's settings, and ad-hoc settings and mixtures made of its atoms, ``haze+stripe``,
+        ``haze.s3``).
 
-        ``settings`` are canonicalised (``haze+noise50`` -> ``noise50+haze``) and kept in this recipe's order,
-        so the order the user typed them in never changes the result. Every one must be a setting of this
-        recipe (:class:`RecipeError` otherwise, listing them). When anything changes, the derived recipe
+        ``settings`` are canonicalised (``haze+noise50`` -> ``noise50+haze``) and ordered (the recipe's own in
+        its order, then the ad-hoc ones by name), so the order the user typed them in never changes the result.
+        When anything changes, the derived recipe
         records ``base = {name, hash}`` of this one; its own hash therefore differs.
         """
         data = copy.deepcopy(self.data)
@@ -293,15 +295,24 @@ def parse_settings_option(text: str) -> list[str]:
 
 
 def narrow_settings(recipe: Recipe, wanted: Iterable[str]) -> list[str]:
-    """``wanted`` (canonicalised) as a sub-list of ``recipe.settings`` in the recipe's order."""
+    """``wanted`` (canonicalised): the recipe's settings among them in the recipe's order, then the ad-hoc
+    ones (settings and mixtures the recipe does not list, severity levels included: ``haze+stripe``,
+    ``noise50.s4+haze.s2``) sorted by name. An ad-hoc setting may use only atoms the recipe has a
+    ``[degradations.<atom>]`` table for (:class:`RecipeError` naming the missing atoms otherwise)."""
     chosen = {canonical_setting(w) for w in wanted}
     if not chosen:
         raise RecipeError("no setting selected: give at least one of " + ", ".join(recipe.settings))
-    unknown = sorted(chosen - set(recipe.settings))
-    if unknown:
+    tables = recipe.data["degradations"]
+    extra = sorted(chosen - set(recipe.settings))
+    problems = []
+    for name in extra:
+        missing = [a for a in parse_setting(name).atoms if a not in tables]
+        if missing:
+            problems.append(f"{name}{did_you_mean(name, recipe.settings)} uses atom(s) {', '.join(missing)}")
+    if problems:
         raise RecipeError(
-            f"setting(s) {', '.join(u + did_you_mean(u, recipe.settings) for u in unknown)} not in recipe "
-            f"{recipe.name!r}; its settings are: "
-            + ", ".join(recipe.settings) + " (write a recipe file to build other mixtures)"
+            f"setting(s) {'; '.join(problems)} without a [degradations.<atom>] table in recipe {recipe.name!r} "
+            f"(its atoms: {', '.join(sorted(tables))}; its settings: {', '.join(recipe.settings)}); write a "
+            "recipe file with those atoms' ranges to build them"
         )
-    return [s for s in recipe.settings if s in chosen]
+    return [s for s in recipe.settings if s in chosen] + extra

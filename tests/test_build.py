@@ -282,8 +282,9 @@ def test_cli_errors_are_clear(tmp_path):
     runner = CliRunner()
     r = runner.invoke(cli, ["build", "--out", str(tmp_path / "a"), "--degradations", "fog"])
     assert r.exit_code == 2 and "unknown atom 'fog'" in r.output  # a misspelt name is a usage error
-    r = runner.invoke(cli, ["build", "--out", str(tmp_path / "a"), "--degradations", "noise25+haze+stripe"])
-    assert r.exit_code == 2 and "not in recipe 'demmi-rf-v1'" in r.output
+    # an ad-hoc mixture of the recipe's atoms builds (issue 14); one with an atom the recipe has no ranges for not
+    r = runner.invoke(cli, ["build", "--out", str(tmp_path / "a"), "--degradations", "lowlight+haze+stripe"])
+    assert r.exit_code == 2 and "without a [degradations.<atom>] table in recipe 'demmi-rf-v1'" in r.output
     r = runner.invoke(cli, ["build", "--out", str(tmp_path / "a"), "--scheduler", "tcp://x:1"])
     assert r.exit_code == 2 and "--scheduler needs --executor dask" in r.output
     r = runner.invoke(cli, ["build", "--out", str(tmp_path / "a"), "--recipe", "nope"])

@@ -187,6 +187,7 @@ def test_settings_narrowing_is_canonical_and_keeps_recipe_order():
 
 def test_narrowing_to_a_setting_outside_the_recipe_lists_the_recipe(tmp_path, v1_data):
     v1_data["settings"] = ["clean", "haze"]
+    del v1_data["degradations"]["stripe"]  # an ad-hoc setting of the recipe's atoms is accepted (issue 14)
     path = tmp_path / "small.json"
     path.write_text(json.dumps(v1_data))
     with pytest.raises(RecipeError) as err:

@@ -92,11 +92,23 @@ def _init_worker(root: str, name: str, threads: int | None) -> None:
     _STATE.update(ds=ds, baseline=get(name), ranges=ds.card.get("recipe", {}).get("degradations"))
 
 
-def _fuse_one(job: tuple[str, tuple[str, ...], str]) -> str:
-    sample_id, atoms, out = job
+def _setting_ranges(setting: str, table: Any) -> Any:
+    """The ranges a setting's atoms were drawn from (a severity level laid over the recipe's table, so the
+    cascade assumes e.g. ``noise50.s2``'s σ 15, not the recipe's 50); the recipe table when it has no levels."""
+    from ..settings import parse_setting  # noqa: PLC0415
+
+    parsed = parse_setting(setting)
+    if not parsed.has_levels or not isinstance(table, dict):
+        return table
+    return {**table, **parsed.ranges(table)}
+
+
+def _fuse_one(job: tuple[str, tuple[str, ...], str, str]) -> str:
+    sample_id, atoms, out, setting = job
     ds, baseline = _STATE["ds"], _STATE["baseline"]
     arrays = ds.read(sample_id, arrays=baseline.arrays)
-    fused = baseline.run(BaselineInput(atoms=atoms, ranges=_STATE["ranges"], **arrays))
+    ranges = _setting_ranges(setting, _STATE["ranges"])
+    fused = baseline.run(BaselineInput(atoms=atoms, ranges=ranges, **arrays))
     write_png_atomic(Path(out) / fused_name(sample_id), fused)
     return sample_id
 
@@ -134,7 +146,7 @@ def run_baseline(name: str, dataset: str | Path, out: str | Path, split: str | N
         ds.close()
         raise
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(sid, _atoms(setting), str(out_dir)) for sid, setting in zip(rows["sample_id"], rows["setting"])]
+    jobs = [(sid, _atoms(setting), str(out_dir), setting) for sid, setting in zip(rows["sample_id"], rows["setting"])]
     done = map_in_workers(
         _fuse_one, jobs, workers=int(workers), initializer=_init_worker, initargs=(str(ds.root), name, 1),
         serial_initargs=(str(ds.root), name, None), release=_release, preload=["demmi_rf.baselines.run"],

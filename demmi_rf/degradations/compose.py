@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RecipeError
 from ..rng import Stream, generator, seed_material
 from ..settings import Setting, parse_setting
 from ._arrays import quantize
@@ -94,16 +93,6 @@ def _describe(a: Any) -> str:
     return type(a).__name__
 
 
-def _atom_ranges(ranges: Mapping[str, Any], atom: str) -> Mapping[str, Any]:
-    try:
-        return ranges[atom]
-    except KeyError:
-        raise RecipeError(
-            f"no parameter ranges for atom {atom!r} (expected a [degradations.{atom}] table; "
-            f"have: {', '.join(ranges) or 'none'})"
-        ) from None
-
-
 def run_chain(
     image: np.ndarray, setting: Setting, modality: str, rng: Stream | np.random.Generator,
     ranges: Mapping[str, Any], depth: np.ndarray | None = None,
@@ -116,7 +105,8 @@ def run_chain(
     drawn: dict[str, dict[str, Any]] = {}
     for atom in setting.chain(modality):
         extra = {"depth": depth} if (atom.family == "haze" and depth is not None) else {}
-        work, drawn[atom.name] = atom.run(work, stream, _atom_ranges(ranges, atom.name), inplace=True, **extra)
+        table = setting.atom_ranges(atom.name, ranges)  # the recipe's table, with a severity level laid over it
+        work, drawn[atom.name] = atom.run(work, stream, table, inplace=True, **extra)
     return work, drawn
 
 

@@ -292,8 +292,12 @@ def apply(
     return blur(image, radius, alias_sigma)
 
 
+#: five severity levels, mildest first (issue 14): disk radii after ImageNet-C's defocus ladder (3, 4, 6, 8, 10),
+#: as disjoint choices; v1's [3, 6] spans levels 1-3. ``alias_sigma`` comes from the recipe (0.5 in v1).
+SEVERITY = ({"radius": [2, 3]}, {"radius": [4]}, {"radius": [5, 6]}, {"radius": [7, 8]}, {"radius": [9, 10]})
+
 SPEC = register_atom(AtomSpec(
     name="defocus", family="defocus", modality="vis", stage=STAGE_OPTICS, params=PARAMS, draw=draw, apply=apply,
     summary="disk defocus blur softened by a 3x3 Gaussian", label="defocus r={radius}", label_index=4,
-    random_apply=False,
+    random_apply=False, severity=SEVERITY,
 ))

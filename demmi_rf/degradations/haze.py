@@ -154,8 +154,14 @@ def apply(
     return out
 
 
+#: five severity levels, mildest first (issue 14): β ranges on the radial depth d ∈ [0, 1], so the densest
+#: transmission e^{-β} runs from 0.78-0.61 (level 1) to 0.14-0.05 (level 5, where t_min = 0.05 takes over);
+#: v1's β ~ U(1, 2) spans levels 3-4. Focal point and t_min come from the recipe.
+SEVERITY = ({"beta": [0.25, 0.5]}, {"beta": [0.5, 1.0]}, {"beta": [1.0, 1.5]}, {"beta": [1.5, 2.0]},
+            {"beta": [2.0, 3.0]})
+
 SPEC = register_atom(AtomSpec(
     name="haze", family="haze", modality="vis", stage=STAGE_SCENE, params=PARAMS, draw=draw, apply=apply,
     summary="atmospheric scattering model with radial pseudo-depth", label="haze b={beta:.2f} A={A:.0f}",
-    label_index=3, random_apply=False,
+    label_index=3, random_apply=False, severity=SEVERITY,
 ))

@@ -40,10 +40,15 @@ def apply(image: np.ndarray, rng: Stream, *, sigma: float, inplace: bool = False
     return as_stream(rng).normal(out.shape, sigma, add_to=out)
 
 
+#: five severity levels, mildest first (issue 14), shared by the three v1 noise atoms (one corruption at fixed
+#: σ, as ImageNet-C's Gaussian noise): σ = 10, 15, 25, 35, 50 holds the paper's three σ at levels 2, 3 and 5, so
+#: ``noise15.s3`` is σ 25 (the level, not the atom's name, sets σ; ``demmi-rf-c`` uses ``noise50.s<k>``)
+SEVERITY = ({"sigma": 10.0}, {"sigma": 15.0}, {"sigma": 25.0}, {"sigma": 35.0}, {"sigma": 50.0})
+
 for _index, _sigma in enumerate((15, 25, 50)):
     register_atom(AtomSpec(
         name=f"noise{_sigma}", family="noise", modality="vis", stage=STAGE_SENSOR,
         params=(Param("sigma", UNIFORM, lo=0.0, default=float(_sigma), doc=SIGMA.doc),),
         draw=draw, apply=apply, summary=f"additive white Gaussian noise, sigma = {_sigma}",
-        label="sigma={sigma:g}", label_index=_index,
+        label="sigma={sigma:g}", label_index=_index, severity=SEVERITY,
     ))

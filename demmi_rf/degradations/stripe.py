@@ -65,7 +65,14 @@ def apply(
     return out
 
 
+#: five severity levels, mildest first (issue 14): the column-offset std s ~ U(level range), the same ladder as
+#: ``stripe_gain``'s offsets; v1's U(3, 8) spans levels 2-3, DRMF's column std U(20, 25) lies in level 5.
+#: ``gain_std`` comes from the recipe (0 in v1).
+SEVERITY = ({"offset_std": [1.0, 3.0]}, {"offset_std": [3.0, 5.0]}, {"offset_std": [5.0, 8.0]},
+            {"offset_std": [8.0, 14.0]}, {"offset_std": [14.0, 25.0]})
+
 SPEC = register_atom(AtomSpec(
     name="stripe", family="stripe", modality="ir", stage=STAGE_SENSOR, params=PARAMS, draw=draw, apply=apply,
     summary="column-wise fixed-pattern (stripe) offsets", label="stripe s={s:.1f}", label_index=5,
+    severity=SEVERITY,
 ))
