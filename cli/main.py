@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("eval", "eval_cmd", "Score fused images of a test split with pinned metrics."),
     "baseline": ("baseline", "baseline", "Run a built-in classical fusion baseline."),
     "leaderboard": ("leaderboard", "leaderboard", "Render one table from several results files."),
+    "robustness": ("robustness", "robustness", "Severity curves and mrCE of methods on a severity recipe."),
     "train": ("train", "train", "Train the TG-ECNet reference model (stage 1 or 2)."),
     "fuse": ("fuse", "fuse", "Fuse images with a TG-ECNet checkpoint."),
     "card": ("card", "card", "Write a dataset's README card and Croissant metadata."),
