@@ -206,3 +206,14 @@ def test_demmi_rf_c_holds_every_shipped_atom_at_five_levels_and_the_papers_mixtu
     for atom in V1_ATOMS:  # the mixtures use the v1 ranges, with the v1 seed: the same bytes as v1's samples
         assert c.degradations[atom] == v1.degradations[atom]
     assert c.seed == v1.seed
+
+
+def test_the_web_report_draws_a_curve_per_severity_family():
+    from demmi_rf.publish.report_data import severity_curves
+
+    curves = {c.family: c for c in severity_curves(["clean", "haze.s1", "haze.s2", "noise50.s1", "noise50.s3",
+                                                     "noise15", "noise25", "noise50+haze.s2", "stripe.s2"])}
+    assert curves["haze"].levels == (0.0, 1.0, 2.0) and curves["haze"].settings == ("clean", "haze.s1", "haze.s2")
+    assert curves["noise50"].settings == ("clean", "noise50.s1", "noise50.s3")
+    assert curves["noise"].settings == ("clean", "noise15", "noise25")  # the v1 naming still works
+    assert "stripe" not in curves  # one level is no curve

@@ -8,7 +8,9 @@
   of one atom named ``<family><level>`` (v1: ``noise15``, ``noise25``, ``noise50``): each :class:`Curve` is the
   family's level (x; 0 for the setting without that atom, when scored) against a metric, e.g. ``clean ->
   noise15 -> noise25 -> noise50`` and ``haze -> noise15+haze -> ...``. Severity recipes that name their levels
-  the same way get curves without any change here.
+  the same way get curves without any change here; so do severity settings ``<atom>.s<k>`` (``demmi-rf-c``:
+  ``clean -> haze.s1 -> ... -> haze.s5``, family ``haze``; the robustness protocol's curves,
+  :mod:`demmi_rf.evaluation.robustness`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from ..evaluation.results import decode_float
 from ..evaluation.table import MEAN_ROW
 
 _LEVELLED = re.compile(r"^([a-z_]+?)(\d+)$")
+#: a severity level of an atom (``haze.s3``: :mod:`demmi_rf.settings`)
+_SEVERITY = re.compile(r"^([a-z][a-z0-9_-]*)\.s([1-9][0-9]{0,2})$")
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,7 @@ def severity_curves(settings: Sequence[str]) -> list[Curve]:
     for setting in settings:
         atoms = [] if setting == "clean" else setting.split("+")
         for atom in atoms:
-            m = _LEVELLED.match(atom)
+            m = _SEVERITY.match(atom) or _LEVELLED.match(atom)
             if not m:
                 continue
             base = _canonical([a for a in atoms if a != atom])
