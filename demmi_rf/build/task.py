@@ -37,7 +37,8 @@ from ..store.arrays import is_virtual
 from ..store.checksums import array_sha256, file_sha256
 from ..store.layout import pair_array_path, sample_array_path, sample_group_path
 from ..store.manifest import jsonable
-from ..store.shard import ShardWriter, attr_text, open_shard, os_error_of, read_array, read_result
+from ..store.safe import read_array
+from ..store.shard import ShardWriter, attr_text, open_shard, os_error_of, read_result
 from .errors import BuildError, os_problem
 from .outdir import check_lock_held
 from .plan import ShardTask, shard_key

@@ -46,7 +46,7 @@ import numpy as np
 from ..errors import DatasetError, ShardError
 from .checksums import array_sha256
 from .manifest import jsonable
-from .safe import array_shape, check_array, open_shard
+from .safe import array_shape, check_array, close_quietly, open_shard
 
 Window = tuple[int, int, int, int]
 #: array names of a sample, in the manifest's order
@@ -167,7 +167,7 @@ class HDF5ArrayStore(ArrayStore):
             while len(self._files) > self.max_open_shards:
                 old_rel, old = self._files.popitem(last=False)
                 self._drop_arrays(old_rel)  # before closing: no handle of a closed file stays cached
-                _close_quietly(old)
+                close_quietly(old)
         else:
             self._files.move_to_end(rel)
         return h5
@@ -222,7 +222,7 @@ class HDF5ArrayStore(ArrayStore):
         self._arrays = OrderedDict()  # dropped before their files close
         if os.getpid() == self._pid:
             for h5 in self._files.values():
-                _close_quietly(h5)
+                close_quietly(h5)
         self._files = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -399,11 +399,6 @@ def _thaw(value: Any) -> Any:
     return value
 
 
-def _close_quietly(h5: h5py.File) -> None:
-    try:
-        h5.close()
-    except Exception:  # noqa: BLE001, S110 - closing a broken handle must not raise
-        pass
 
 
 __all__ = ["ADAPTER_FOR_FORMAT", "ArrayStore", "HDF5ArrayStore", "SampleRef", "VirtualArrayStore", "array_format",

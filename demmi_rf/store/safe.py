@@ -136,7 +136,7 @@ def open_shard(path: str | Path, label: str | None = None, root: str | Path | No
         else:
             _CHECKED.move_to_end(key)
     except BaseException:
-        _close_quietly(h5)
+        close_quietly(h5)
         raise
     return h5
 
@@ -319,7 +319,7 @@ def read_array(h5: h5py.File, path: str, label: str, window: tuple[int, int, int
         raise ShardError(f"{where}: data does not decode (corrupted?): {exc}") from exc
 
 
-def _close_quietly(h5: h5py.File) -> None:
+def close_quietly(h5: h5py.File) -> None:
     try:
         h5.close()
     except Exception:  # noqa: BLE001, S110 - closing a broken handle must not raise

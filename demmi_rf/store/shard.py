@@ -290,23 +290,3 @@ def shard_metadata_problems(h5: h5py.File, label: str, manifest_params: Mapping[
                 problems.append(f"shard {label}: sample {sid}: drawn parameters in the manifest differ from the "
                                 "shard's")
     return problems
-
-
-def read_array(h5: h5py.File, path: str, label: str, window: tuple[int, int, int, int] | None = None,
-               sample: str | None = None) -> np.ndarray:
-    """Read a uint8 array (or a ``(y0, x0, h, w)`` window of it) from an open shard; :class:`ShardError`
-    naming the shard (and sample) when it is missing or its chunks do not decode."""
-    where = f"shard {label}" + (f", sample {sample}" if sample else "") + f", array {path}"
-    try:
-        ds = h5[path]
-    except KeyError as exc:
-        raise ShardError(f"{where}: not found in the shard") from exc
-    except Exception as exc:  # noqa: BLE001
-        raise ShardError(f"{where}: unreadable: {exc}") from exc
-    try:
-        if window is None:
-            return np.asarray(ds[()])
-        y0, x0, h, w = window
-        return np.asarray(ds[y0 : y0 + h, x0 : x0 + w])
-    except Exception as exc:  # noqa: BLE001
-        raise ShardError(f"{where}: data does not decode (corrupted?): {exc}") from exc
