@@ -51,9 +51,10 @@ def streamed(folder: Path, shards: list[tuple[str, list[dict]]], settings, recip
     with ManifestCollector(folder / "manifest.csv", settings) as col:
         for k in order if order is not None else range(len(shards)):
             name, rows = shards[k]
-            result = {"file": name, "rows": [dict(r) for r in rows]}
+            result = {"file": name, "rows": [dict(r) for r in rows], "pairs": [{"pair_id": "p"}] * 3}
             col.add(result)
             assert "rows" not in result and result["n_rows"] == len(rows)
+            assert "pairs" not in result and result["n_pairs"] == 3
         done = col.finish([name for name, _ in shards], recipe_hash, spec)
         got = {"manifest": done.manifest_tmp.read_bytes(), "sha256": done.manifest_sha256,
                "content_hash": done.content_hash, "counts": done.counts, "sources": done.sources_digest,

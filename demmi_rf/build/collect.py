@@ -212,7 +212,8 @@ class ManifestCollector:
 
     # ---- while the shards run -----------------------------------------------------------------------------
     def add(self, result: dict[str, Any]) -> None:
-        """Spill ``result["rows"]`` (a shard's result) and replace them by their number (``result["n_rows"]``).
+        """Spill ``result["rows"]`` (a shard's result) and replace them by their number (``result["n_rows"]``);
+        ``result["pairs"]`` (the shard's planned pairs) is replaced by its length too (``result["n_pairs"]``).
         :class:`~demmi_rf.build.errors.BuildError` when the spill file cannot be written (disk full...)."""
         try:
             self._add(result)
@@ -239,6 +240,7 @@ class ManifestCollector:
         self._where[result["file"]] = (start, len(blob))
         self._rows += len(rows)
         result["n_rows"] = len(rows)
+        result["n_pairs"] = len(result.pop("pairs", ()))
 
     def _load(self, file: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         assert self._spill is not None

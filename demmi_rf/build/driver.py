@@ -203,7 +203,7 @@ def _outputs(recipe: Recipe, tasks: list[ShardTask], results: list[dict[str, Any
         "software": _distinct([library_versions(), *(r.get("software", {}) for r in results)]),
         "manifest": {"file": MANIFEST, "sha256": done.manifest_sha256, "rows": done.rows,
                      "bytes": done.manifest_bytes},
-        "shards": [{"file": r["file"], "split": r["split"], "index": r["index"], "pairs": len(r["pairs"]),
+        "shards": [{"file": r["file"], "split": r["split"], "index": r["index"], "pairs": r["n_pairs"],
                     "samples": r["n_rows"], "bytes": r["bytes"], "sha256": r["sha256"]} for r in results],
         "sources": {"roots": labels,
                     "datasets": [{"source": s, "pairs": n, **source_note(s)}
