@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -19,6 +21,24 @@ def work_buffer(image: np.ndarray, inplace: bool = False) -> np.ndarray:
     if inplace and image.flags.c_contiguous and image.flags.writeable:
         return image
     return np.array(image, dtype=np.float32, order="C", copy=True)
+
+
+def filter_float32(image: np.ndarray, inplace: bool, blur: Callable[..., np.ndarray]) -> np.ndarray:
+    """Run a linear filter ``blur(src, out=None)`` of a blur atom on a float32 view of ``image``.
+
+    A non-float32 input is converted once and filtered into that new buffer; a float32 input is filtered into
+    itself when ``inplace`` and it is C-contiguous and writable, otherwise into a new array (the caller's image is
+    left untouched). The defocus and motion atoms share this, so their buffer rules are one rule.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.float32:
+        if image.dtype.kind not in "uif" or image.dtype == np.bool_:
+            raise TypeError(f"expected a numeric image array, got dtype {image.dtype}")
+        src = image.astype(np.float32)
+        return blur(src, out=src)
+    if inplace and image.flags.c_contiguous and image.flags.writeable:
+        return blur(image, out=image)
+    return blur(image)
 
 
 def quantize(work: np.ndarray) -> np.ndarray:

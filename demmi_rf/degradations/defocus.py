@@ -67,6 +67,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
+from ._arrays import filter_float32
 from .registry import CHOICE, FIXED, STAGE_OPTICS, AtomSpec, Param, register_atom
 
 PARAMS = (
@@ -281,15 +282,7 @@ def apply(
 ) -> np.ndarray:
     """``K_r * image`` in float32 (:func:`blur`). Draws nothing (``rng`` is accepted for a uniform atom
     signature). With ``inplace`` a C-contiguous writable float32 ``image`` receives the result."""
-    image = np.asarray(image)
-    if image.dtype != np.float32:
-        if image.dtype.kind not in "uif" or image.dtype == np.bool_:
-            raise TypeError(f"expected a numeric image array, got dtype {image.dtype}")
-        src = image.astype(np.float32)
-        return blur(src, radius, alias_sigma, out=src)
-    if inplace and image.flags.c_contiguous and image.flags.writeable:
-        return blur(image, radius, alias_sigma, out=image)
-    return blur(image, radius, alias_sigma)
+    return filter_float32(image, inplace, lambda src, out=None: blur(src, radius, alias_sigma, out=out))
 
 
 #: five severity levels, mildest first (issue 14): disk radii after ImageNet-C's defocus ladder (3, 4, 6, 8, 10),

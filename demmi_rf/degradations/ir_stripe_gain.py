@@ -36,8 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..rng import Stream
-from . import _ranges
-from ._arrays import work_buffer
+from . import _ranges, stripe
 from .registry import STAGE_SENSOR, UNIFORM, AtomSpec, Param, as_stream, register_atom
 
 PARAMS = (
@@ -68,17 +67,7 @@ def apply(image: np.ndarray, rng: Stream, *, offset_std: float, gain_std: float,
         raise ValueError(f"stripe_gain standard deviations must be >= 0, got {offset_std!r}, {gain_std!r}, "
                          f"{pixel_std!r}")
     stream = as_stream(rng)
-    out = work_buffer(image, inplace)
-    w = out.shape[1]
-    shape = (1, w) + (1,) * (out.ndim - 2)
-    offsets = stream.normal(w, offset_std)
-    if gain_std > 0:
-        gains = stream.normal(w, gain_std)
-        t = out * gains.reshape(shape)
-        out += offsets.reshape(shape)
-        out += t
-    else:
-        out += offsets.reshape(shape)
+    out = stripe.apply(image, stream, s=offset_std, gain_std=gain_std, inplace=inplace)  # v1's column model
     if pixel_std > 0:
         stream.normal(out.shape, pixel_std, add_to=out)
     return out

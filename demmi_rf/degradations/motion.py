@@ -53,6 +53,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
+from ._arrays import filter_float32
 from .registry import CHOICE, STAGE_OPTICS, UNIFORM, AtomSpec, Param, register_atom
 
 PARAMS = (
@@ -201,15 +202,7 @@ def blur(image: np.ndarray, length: int, angle: int, out: np.ndarray | None = No
 def apply(image: np.ndarray, rng: Stream | None = None, *, length: int, angle: int,
           inplace: bool = False) -> np.ndarray:
     """``K_{L,θ} * image`` in float32. Draws nothing (``rng`` is accepted for a uniform atom signature)."""
-    image = np.asarray(image)
-    if image.dtype != np.float32:
-        if image.dtype.kind not in "uif" or image.dtype == np.bool_:
-            raise TypeError(f"expected a numeric image array, got dtype {image.dtype}")
-        src = image.astype(np.float32)
-        return blur(src, length, angle, out=src)
-    if inplace and image.flags.c_contiguous and image.flags.writeable:
-        return blur(image, length, angle, out=image)
-    return blur(image, length, angle)
+    return filter_float32(image, inplace, lambda src, out=None: blur(src, length, angle, out=out))
 
 
 SPEC = register_atom(AtomSpec(
