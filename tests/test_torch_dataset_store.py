@@ -163,7 +163,7 @@ def test_construction_opens_no_hdf5_file_and_crop_reads_few_chunks(root):
     whole[i], crop[i]  # open the shard and its metadata first
     full = bytes_read(lambda: whole[i])
     part = bytes_read(lambda: crop[i])
-    # 640x480 in 128x128 chunks: 20 per array; a 128 crop touches at most 4
+    # 640x480 in 64x64 chunks: 80 per array (10 x 8); a 128 crop touches at most 9 (3 x 3)
     assert part < 0.35 * full, (part, full)
 
 
