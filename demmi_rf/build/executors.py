@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -80,17 +80,17 @@ def _run_pool(tasks: Sequence[ShardTask], fn, workers: int, on_result: OnResult)
     try:
         with main_module_not_reimported():  # the workers start at the first submit
             pending = {pool.submit(fn, t): t for t in _order(tasks)}
-        while pending:
-            done, _ = wait(list(pending), return_when=FIRST_EXCEPTION)
-            for fut in done:
-                task = pending.pop(fut)
-                exc = fut.exception()
-                if exc is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise _as_build_error(exc, task)
-                results[task.file] = fut.result()
-                on_result(results[task.file])
+        # each result is handled as its shard finishes (wait(FIRST_EXCEPTION) returned only once every shard
+        # had finished: the driver held every shard's manifest rows at once and progress stalled until the end)
+        for fut in as_completed(list(pending)):
+            task = pending.pop(fut)
+            exc = fut.exception()
+            if exc is not None:
+                for other in pending:
+                    other.cancel()
+                raise _as_build_error(exc, task)
+            results[task.file] = fut.result()
+            on_result(results[task.file])
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
