@@ -158,3 +158,28 @@ def test_content_hash_in_blocks_is_the_documented_text(small_dataset, block, mon
     monkeypatch.setattr(identity, "CONTENT_BLOCK", block)
     assert identity.content_text(frame, card["recipe_hash"], SPEC_VERSION) == whole
     assert identity.content_hash(frame.iloc[::-1], card["recipe_hash"], SPEC_VERSION) == card["content_hash"]
+
+
+def test_pool_hands_each_result_over_as_its_shard_finishes(tmp_path, small_recipe):  # noqa: F811
+    """With a process pool, the driver gets a shard's result (and its progress event) while other shards are
+    still running, not once every shard has finished: otherwise it would hold every shard's rows at once."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ds"
+    code = (f"from pathlib import Path\n"
+            f"from demmi_rf.build import build_dataset\n"
+            f"seen = []\n"
+            f"def progress(kind, data):\n"
+            f"    if kind == 'shard' and not seen:\n"
+            f"        seen.append(len(list(Path({str(out)!r}, 'shards').glob('*.h5'))))\n"
+            f"r = build_dataset({str(out)!r}, recipe={str(small_recipe)!r}, settings=['clean'], workers=2,\n"
+            f"                  progress=progress)\n"
+            f"print(seen[0], len(r.built))\n")
+    env = {**os.environ, "DEMMI_BUILD_TEST_PAUSE": "0.5"}  # each pair takes at least 0.5 s
+    done = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    finished_at_first_event, built = map(int, done.stdout.split())
+    assert built == 5  # 9 embedded pairs, 2 per shard
+    assert finished_at_first_event < built
