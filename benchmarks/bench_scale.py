@@ -6,7 +6,9 @@ Sources: small deterministic pairs (``--shape``, default 64x48) written once, in
 a smooth gradient plus seeded noise per pair (``numpy.random.default_rng(index)``), so PNG decoding does real work.
 
 Each measurement runs in a fresh child process (``python bench_scale.py --child ...``) that reports its own peak
-resident memory (``VmHWM`` of ``/proc/self/status``) and timings as one JSON line:
+resident memory (``VmHWM`` of ``/proc/self/status``), its CPU time (user + system, its own and that of the
+children it reaped; a pool's workers are children of the forkserver and are *not* counted, so read CPU from the
+``--workers 1`` rows) and wall-clock timings as one JSON line:
 
 * ``build`` with ``--workers 1``: the local executor runs every shard in the driver process, so the peak is
   driver + work; with ``--workers 2`` the shards run in a process pool and the child's peak is the **driver's**
@@ -16,12 +18,14 @@ resident memory (``VmHWM`` of ``/proc/self/status``) and timings as one JSON lin
 * ``verify`` (full mode: every array re-hashed) and ``verify --quick`` (card, manifest, content hash, shard files).
 * ``info`` (the ``demmi info`` command, in process).
 
-Printed per size: samples, shards, seconds per sample (µs), peak MiB, finish seconds, and the ratios against the
-smallest size measured in the same run; then the memory slope in KB per sample between the smallest and the
-largest size (``(peak_large - peak_small) / (samples_large - samples_small)``). Goals (issue 16): time per
-sample within 15 % across sizes, driver memory bounded (slope near 0).
+Printed per size: samples, shards, wall seconds, wall and CPU µs per sample, peak MiB, setup and finish seconds,
+and the ratios against the smallest size measured in the same run (on a loaded machine, compare CPU, not
+wall); then the memory slope in KB per sample between the smallest and the largest size
+(``(peak_large - peak_small) / (samples_large - samples_small)``). Goals (issue 16): time per sample within 15 %
+across sizes, driver memory bounded (slope near 0).
 
-    nice -n 10 python benchmarks/bench_scale.py                        # 1k, 4k, 16k pairs (about 10 minutes)
+    nice -n 10 python benchmarks/bench_scale.py --skip-pool            # 1k, 4k, 16k pairs, workers=1 (~15 min idle)
+    python benchmarks/bench_scale.py --pool-only --skip-verify         # the driver's memory alone
     python benchmarks/bench_scale.py --sizes 500,2000 --skip-pool      # quicker
     python benchmarks/bench_scale.py --json out.json                   # also write the figures
 """
