@@ -136,7 +136,7 @@ class Setting:
 
 def split_level(token: str) -> tuple[str, int | None]:
     """``"haze.s3"`` -> ``("haze", 3)``; ``"haze"`` -> ``("haze", None)``; a malformed level (``haze.s0``,
-    ``haze.sx``, ``haze.s03``) -> ``(token, -1)`` so that the caller can name the problem."""
+    ``haze.sx``, ``haze.s03``, more than 3 digits) -> ``(atom part, -1)`` so that the caller can name the problem."""
     atom, mark, level = token.rpartition(LEVEL_MARK)
     if not mark:
         return token, None
@@ -164,7 +164,7 @@ def _canonical(atoms: Iterable[str], where: str, levels: Iterable[int] = ()) -> 
             if level is not None and given:
                 raise SettingError(f"setting {where}: atom {raw!r} carries a level and another one is given")
             level = level if level is not None else given
-        if token == CLEAN and level is not None:
+        if token == CLEAN and level not in (None, 0):
             raise SettingError(f"setting {where}: {CLEAN!r} has no severity level; write {CLEAN!r}")
         if level == -1:
             raise SettingError(f"setting {where}: {raw.strip()!r} has a malformed severity level (write "
