@@ -217,3 +217,29 @@ def test_the_web_report_draws_a_curve_per_severity_family():
     assert curves["noise50"].settings == ("clean", "noise50.s1", "noise50.s3")
     assert curves["noise"].settings == ("clean", "noise15", "noise25")  # the v1 naming still works
     assert "stripe" not in curves  # one level is no curve
+
+
+def test_a_third_party_atom_with_a_ladder_takes_levels(msrs_pair):
+    vis, ir = msrs_pair
+    ladder = tuple({"k": [0.9 - 0.15 * i, 0.95 - 0.15 * i]} for i in range(5))
+    spec = register_atom(AtomSpec(
+        name="dim_ladder", family="dim_ladder", modality="vis", stage=26,
+        params=(Param("k", "uniform", lo=0.0, hi=1.0, default=[0.5, 0.6]),),
+        draw=lambda rng, image, ranges, atom="dim_ladder": {"k": 0.5 * (ranges["k"][0] + ranges["k"][1])},
+        apply=lambda image, rng, inplace=False, k=0.5: np.asarray(image, np.float32) * np.float32(k),
+        severity=ladder, random_apply=False))
+    try:
+        for k in (1, 5):
+            out = degrade(vis, ir, f"dim_ladder.s{k}", 1, pair_id="msrs/00004N")  # the atom's default table
+            assert out.params["dim_ladder"]["k"] == pytest.approx(0.925 - 0.15 * (k - 1))
+        with pytest.raises(SettingError, match="severity levels 1-5, not 6"):
+            parse_setting("dim_ladder.s6")
+    finally:
+        unregister_atom(spec.name)
+
+
+def test_the_models_label_vector_ignores_the_level():
+    pytest.importorskip("torch")
+    from demmi_rf.torch.atoms import atoms_vector
+
+    assert atoms_vector("haze.s3+stripe.s1").tolist() == atoms_vector("haze+stripe").tolist()
