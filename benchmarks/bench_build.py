@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from demmi_rf import degrade
-from demmi_rf.build import build_dataset, resolve_recipe
+from demmi_rf.builder import build_dataset, resolve_recipe
 from demmi_rf.samples import sample_root
 from demmi_rf.settings import parse_setting
 from demmi_rf.sources import discover, read_pair

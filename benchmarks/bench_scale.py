@@ -113,7 +113,7 @@ def child(ns: argparse.Namespace) -> None:
     start_mib = peak_mib()
     out: dict = {"kind": ns.child}
     if ns.child == "build":
-        from demmi_rf.build import build_dataset
+        from demmi_rf.builder import build_dataset
 
         recipe = bench_recipe(ns.settings.split(","), ns.pairs_per_shard)
         marks = {"last": None, "plan": None}

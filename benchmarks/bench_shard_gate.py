@@ -68,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.dataset
         if root is None:
-            from demmi_rf.build import build_dataset  # noqa: PLC0415
+            from demmi_rf.builder import build_dataset  # noqa: PLC0415
 
             root = Path(tmp) / "ds"
             build_dataset(root, recipe="demmi-rf-v1", workers=1)

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from demmi_rf.build import build_dataset
+from demmi_rf.builder import build_dataset
 from demmi_rf.store import open_dataset
 from demmi_rf.torch import DeMMIDataset, PNGFolderDataset, export_png_folder
 

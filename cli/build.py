@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from demmi_rf.build import EXECUTORS
+from demmi_rf.builder import EXECUTORS
 from demmi_rf.recipe import DEFAULT_RECIPE
 from demmi_rf.sources import IR16_CHOICES
 from demmi_rf.sources.images import DEFAULT_MAX_PIXELS
@@ -84,8 +84,8 @@ def build(sources: tuple[Path, ...], out: Path, recipe: str, degradations: list[
 
     With --json, stdout holds one JSON summary (output folder, content and card hashes, shards built and
     reused, counts, skipped pairs); see docs/cli.md."""
-    from demmi_rf.build import build_dataset  # noqa: PLC0415
-    from demmi_rf.build.summary import format_summary  # noqa: PLC0415
+    from demmi_rf.builder import build_dataset  # noqa: PLC0415
+    from demmi_rf.builder.summary import format_summary  # noqa: PLC0415
     from demmi_rf.errors import DemmiError  # noqa: PLC0415
     from demmi_rf.recipe import load_recipe, narrow_settings  # noqa: PLC0415
 
@@ -116,7 +116,7 @@ def build(sources: tuple[Path, ...], out: Path, recipe: str, degradations: list[
 
 
 def build_summary(report: Any) -> dict[str, Any]:
-    """The ``demmi build --json`` document (docs/cli.md) of a :class:`~demmi_rf.build.BuildReport`."""
+    """The ``demmi build --json`` document (docs/cli.md) of a :class:`~demmi_rf.builder.BuildReport`."""
     card = report.card
     return {
         "command": "build",

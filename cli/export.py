@@ -22,7 +22,7 @@ import click
 def export(root: Path, out: Path, fmt: str, split: str | None, degradations: str | None, shard_samples: int,
            progress: bool | None) -> None:
     """Export the dataset in ROOT to the new folder OUT (see docs/publishing.md for when to use which)."""
-    from demmi_rf.build.summary import human_bytes  # noqa: PLC0415
+    from demmi_rf.builder.summary import human_bytes  # noqa: PLC0415
     from demmi_rf.errors import DemmiError  # noqa: PLC0415
     from demmi_rf.publish.exports import export_dataset  # noqa: PLC0415
 

@@ -30,7 +30,7 @@ def info(root: Path, as_json: bool) -> None:
 
 def _card_text(root: Path, card: dict, sha: str) -> str:
     """The text ``demmi info`` prints for a card."""
-    from demmi_rf.build.summary import counts_table, human_bytes, render  # noqa: PLC0415
+    from demmi_rf.builder.summary import counts_table, human_bytes, render  # noqa: PLC0415
 
     recipe = card["recipe"]
     lines = [

@@ -61,7 +61,7 @@ def test_check_refuses_with_the_numbers(tmp_path):
 
 
 def test_build_refuses_before_any_work_when_memory_is_short(tmp_path, monkeypatch):
-    from demmi_rf.build import build_dataset
+    from demmi_rf.builder import build_dataset
 
     root = tmp_path / "TNO"
     _pair(root, "a", 64, 96)
@@ -73,7 +73,7 @@ def test_build_refuses_before_any_work_when_memory_is_short(tmp_path, monkeypatc
 
 
 def test_build_skips_a_bomb_pair_with_a_clear_reason(tmp_path):
-    from demmi_rf.build import build_dataset
+    from demmi_rf.builder import build_dataset
 
     root = tmp_path / "TNO"
     _pair(root, "a", 64, 96)

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from demmi_cli.main import cli
 from demmi_rf import degrade
-from demmi_rf.build import BuildError, build_dataset, plan_shards
+from demmi_rf.builder import BuildError, build_dataset, plan_shards
 from demmi_rf.recipe import load_recipe
 from demmi_rf.rng import seed_material, stable_unit
 from demmi_rf.samples import sample_root
@@ -331,7 +331,7 @@ def test_worker_processes_start_from_a_stdin_script(tmp_path):
     import subprocess
     import sys
 
-    code = (f"from demmi_rf.build import build_dataset\n"
+    code = (f"from demmi_rf.builder import build_dataset\n"
             f"r = build_dataset({str(tmp_path / 'ds')!r}, settings=['stripe'], workers=2)\n"
             f"print(len(r.built))\n")
     done = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=300)

@@ -21,9 +21,9 @@ import h5py
 import numpy as np
 import pytest
 
-from demmi_rf.build import BuildError, build_dataset
-from demmi_rf.build.errors import BuildLockedError, StrictBuildError
-from demmi_rf.build.outdir import locked
+from demmi_rf.builder import BuildError, build_dataset
+from demmi_rf.builder.errors import BuildLockedError, StrictBuildError
+from demmi_rf.builder.outdir import locked
 from demmi_rf.errors import RecipeError
 from demmi_rf.samples import sample_root
 from demmi_rf.store import shard as shard_module
@@ -329,8 +329,8 @@ def test_workers_die_with_a_killed_driver_and_write_nothing_after(tmp_path, reci
 
 
 def test_a_worker_does_not_commit_a_shard_once_its_build_lost_the_lock(tmp_path, recipe):
-    from demmi_rf.build.plan import plan_shards
-    from demmi_rf.build.task import run_shard
+    from demmi_rf.builder.plan import plan_shards
+    from demmi_rf.builder.task import run_shard
     from demmi_rf.recipe import load_recipe
     from demmi_rf.sources import discover
 
@@ -501,8 +501,8 @@ def test_a_symbolic_link_under_a_shard_name_is_replaced_not_reused(tmp_path, rec
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
 def test_a_fifo_in_place_of_a_source_image_is_skipped_not_waited_on(tmp_path, recipe):
-    from demmi_rf.build.plan import plan_shards
-    from demmi_rf.build.task import run_shard
+    from demmi_rf.builder.plan import plan_shards
+    from demmi_rf.builder.task import run_shard
     from demmi_rf.recipe import load_recipe
     from demmi_rf.sources import discover
 
@@ -535,7 +535,7 @@ def test_build_files_that_are_symbolic_links_are_refused(tmp_path, recipe, name)
 def test_a_full_disk_while_writing_the_card_says_so_and_a_rerun_completes(tmp_path, recipe, reference, monkeypatch):
     import errno
 
-    from demmi_rf.build import driver
+    from demmi_rf.builder import driver
 
     def full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from demmi_rf.build import BuildError, build_dataset
-from demmi_rf.build.plan import plan_shards
-from demmi_rf.build.task import existing_result
+from demmi_rf.builder import BuildError, build_dataset
+from demmi_rf.builder.plan import plan_shards
+from demmi_rf.builder.task import existing_result
 from demmi_rf.recipe import load_recipe
 from demmi_rf.samples import sample_root
 from demmi_rf.sources import discover
@@ -180,7 +180,7 @@ def test_output_folder_that_cannot_be_created(tmp_path):
 _PR_CAPBSET_DROP, _CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 24, 1, 2
 _PROBE = """
 import sys
-import demmi_cli.main, demmi_rf.build
+import demmi_cli.main, demmi_rf.builder
 try:
     open(sys.argv[1] + "/probe", "w").close()
 except PermissionError:

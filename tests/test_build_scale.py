@@ -1,4 +1,4 @@
-"""The streamed end of a build (``demmi_rf.build.collect``, issue 16 section 4) gives the bytes of the in-memory path.
+"""The streamed end of a build (``demmi_rf.builder.collect``, issue 16 section 4) gives the bytes of the in-memory path.
 
 The in-memory path (``rows_to_frame`` -> ``manifest_bytes``, ``content_hash`` of the frame, ``count_samples``,
 ``sources_digest`` of all rows) is kept in the library and is the reference here: on a real build (rows read back
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from demmi_rf import SPEC_VERSION
-from demmi_rf.build import BuildError, collect
-from demmi_rf.build.collect import ManifestCollector
-from demmi_rf.build.driver import sources_digest
+from demmi_rf.builder import BuildError, collect
+from demmi_rf.builder.collect import ManifestCollector
+from demmi_rf.builder.driver import sources_digest
 from demmi_rf.errors import DatasetError
 from demmi_rf.store.card import count_samples
 from demmi_rf.store.checksums import bytes_sha256
@@ -169,7 +169,7 @@ def test_pool_hands_each_result_over_as_its_shard_finishes(tmp_path, small_recip
 
     out = tmp_path / "ds"
     code = (f"from pathlib import Path\n"
-            f"from demmi_rf.build import build_dataset\n"
+            f"from demmi_rf.builder import build_dataset\n"
             f"seen = []\n"
             f"def progress(kind, data):\n"
             f"    if kind == 'shard' and not seen:\n"

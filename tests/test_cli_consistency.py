@@ -14,7 +14,7 @@ from PIL import Image
 from demmi_cli.main import cli
 from demmi_rf.baselines import get as get_baseline
 from demmi_rf.baselines import names as baseline_names
-from demmi_rf.build import EXECUTORS, build_dataset
+from demmi_rf.builder import EXECUTORS, build_dataset
 from demmi_rf.errors import DemmiError, close_matches, did_you_mean, unknown_name
 from demmi_rf.evaluation.score import REFERENCES
 from demmi_rf.metrics.profiles import get_profile, profiles

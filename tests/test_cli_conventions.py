@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from demmi_cli.main import cli
-from demmi_rf.build import build_dataset
+from demmi_rf.builder import build_dataset
 from demmi_rf.store import read_card
 
 CLI_DIR = Path(__file__).resolve().parents[1] / "cli"

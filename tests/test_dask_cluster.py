@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from demmi_rf.build import build_dataset
-from demmi_rf.build.errors import BuildError
+from demmi_rf.builder import build_dataset
+from demmi_rf.builder.errors import BuildError
 
 from .test_build import write_test_recipe
 

@@ -28,7 +28,7 @@ SETTINGS = ("clean", "noise50", "stripe")
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory, samples_dir) -> Path:
     """A dataset of 2 test pairs x 3 settings built from copies of two embedded pairs."""
-    from demmi_rf.build import build_dataset
+    from demmi_rf.builder import build_dataset
 
     src = tmp_path_factory.mktemp("src")
     for rel in ("MSRS/test/ir/00055D.png", "MSRS/test/vi/00055D.png", "TNO/ir/07.png", "TNO/vi/07.png"):

@@ -178,7 +178,7 @@ def test_the_reproduction_check_catches_what_it_promises_to():
 
 @pytest.mark.slow
 def test_average_baseline_regenerates(tmp_path):
-    from demmi_rf.build import build_dataset
+    from demmi_rf.builder import build_dataset
 
     ds = tmp_path / "dataset"
     build_dataset(ds, [], workers=2)  # the embedded samples, default recipe: what regenerate.sh builds

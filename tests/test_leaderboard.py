@@ -21,7 +21,7 @@ from .conftest import run_cli as run
 @pytest.fixture(scope="module")
 def results_files(tmp_path_factory, samples_dir) -> dict[str, Path]:
     """Results of three baselines (paper profile) on a one-pair (TNO 07, gray) two-setting build."""
-    from demmi_rf.build import build_dataset
+    from demmi_rf.builder import build_dataset
 
     tmp = tmp_path_factory.mktemp("lb")
     src = tmp / "src"

@@ -173,7 +173,7 @@ def test_demmi_build_degradations_builds_ad_hoc_mixtures_and_levels(one_pair, tm
 
 @pytest.mark.parametrize("recipe", ["ems-like", "controlfusion-like", "demmi-rf-c"])
 def test_the_new_recipes_build_from_the_embedded_samples(recipe, one_pair, tmp_path):
-    from demmi_rf.build import build_dataset
+    from demmi_rf.builder import build_dataset
     from demmi_rf.store import open_dataset
 
     assert recipe in shipped_recipes()

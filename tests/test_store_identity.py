@@ -130,7 +130,7 @@ def test_content_hash_changes_with_pixels_split_recipe_and_spec(small_dataset): 
 
 # ---- builds ----------------------------------------------------------------------------------------------
 def test_same_build_twice_gives_the_same_content_hash(tmp_path, small_dataset, small_recipe):  # noqa: F811
-    from demmi_rf.build import build_dataset
+    from demmi_rf.builder import build_dataset
 
     again = build_dataset(tmp_path / "again", [], recipe=small_recipe, settings=SMALL_SETTINGS, workers=2)
     first = json.loads((small_dataset / "dataset.json").read_text())

@@ -116,7 +116,7 @@ def test_recipe_validation_comes_from_the_schema(dim, tmp_path):
 
 
 def test_build_and_dataset_with_the_new_atom(dim, tmp_path, samples_dir):
-    from demmi_rf.build import build_dataset  # noqa: PLC0415
+    from demmi_rf.builder import build_dataset  # noqa: PLC0415
     from demmi_rf.store import open_dataset  # noqa: PLC0415
     from demmi_rf.torch import DeMMIDataset  # noqa: PLC0415
     from demmi_rf.torch.atoms import atom_order, atoms_vector  # noqa: PLC0415

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from demmi_rf.build import build_dataset
+from demmi_rf.builder import build_dataset
 from demmi_rf.errors import DatasetError, ShardError
 from demmi_rf.store import open_dataset
 from demmi_rf.torch import (

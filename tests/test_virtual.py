@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from torch.utils.data import DataLoader
 
 from demmi_cli.main import cli
-from demmi_rf.build import build_dataset
+from demmi_rf.builder import build_dataset
 from demmi_rf.errors import DatasetError, ShardError
 from demmi_rf.rng import generator, resample_parts, stable_words
 from demmi_rf.store import array_sha256, open_dataset, verify_dataset

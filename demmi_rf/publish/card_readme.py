@@ -47,8 +47,8 @@ def _table(rows: list[list[str]]) -> list[str]:
 def readme_text(card: dict[str, Any], card_sha256: str) -> str:
     """The README card (Markdown with YAML front matter) of a dataset whose ``dataset.json`` is ``card`` with
     sha256 ``card_sha256``."""
-    # lazy: demmi_rf.build imports this package (the build writes the cards), so no import cycle at load time
-    from ..build.summary import counts_table, human_bytes  # noqa: PLC0415
+    # lazy: demmi_rf.builder imports this package (the build writes the cards), so no import cycle at load time
+    from ..builder.summary import counts_table, human_bytes  # noqa: PLC0415
 
     recipe = card.get("recipe", {})
     counts = card.get("counts", {})

@@ -207,7 +207,7 @@ def choose_samples(ds: Any, split: str, wanted: Sequence[str] | None) -> list[st
 
 
 def dataset_page(ds: Any, sheet_file: str | None) -> str:
-    from ..build.summary import counts_table  # noqa: PLC0415
+    from ..builder.summary import counts_table  # noqa: PLC0415
 
     card = ds.card
     rows = counts_table(card)

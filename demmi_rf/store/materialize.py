@@ -10,7 +10,7 @@ and sha256), so the content hash is unchanged; the card is the source's with ``s
 and the new shards' sizes and sha256; ``dataset.json`` is written last.
 
 Each shard's plan key is recomputed for the materialized storage from the recipe hash, file name, pair ids and the
-source files' sha256 recorded in the pair attributes (:func:`demmi_rf.build.plan.shard_key`), so a later
+source files' sha256 recorded in the pair attributes (:func:`demmi_rf.builder.plan.shard_key`), so a later
 ``demmi build`` of the same recipe into ``out`` reuses the shards instead of rebuilding them.
 """
 
@@ -98,7 +98,7 @@ def materialize(src: str | Path, out: str | Path, on_shard: Callable[[str], None
 
 def _materialize_shard(ds: Any, store: VirtualArrayStore, rel: str, out: Path, storage: dict[str, Any],
                        refs: dict[str, Any], members: set[str]) -> tuple[int, int, str]:
-    from ..build.plan import plan_key, shard_key  # noqa: PLC0415 - the build package imports the store
+    from ..builder.plan import plan_key, shard_key  # noqa: PLC0415 - the build package imports the store
 
     h5 = store.clean.shard(rel)
     result = read_result(h5, rel, require_hash=True)

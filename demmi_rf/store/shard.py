@@ -258,7 +258,7 @@ def shard_metadata_problems(h5: h5py.File, label: str, manifest_params: Mapping[
     ``/meta/result`` and the sample's own attributes; and, given ``manifest_params`` (sample id -> the
     manifest's ``params`` JSON for the samples of this shard), a sample listed on one side only or whose
     parameters differ from the manifest's. Used by ``demmi verify`` (full mode); a resumed build checks more
-    (:func:`demmi_rf.build.task.existing_result`). A shard written before ``result_sha256`` existed has no hash
+    (:func:`demmi_rf.builder.task.existing_result`). A shard written before ``result_sha256`` existed has no hash
     to check; the rest is checked all the same."""
     try:
         result = read_result(h5, label)

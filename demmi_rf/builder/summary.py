@@ -45,7 +45,7 @@ def render(rows: list[list[str]]) -> str:
 
 
 def format_summary(report: Any) -> str:
-    """The summary printed by ``demmi build`` from a :class:`~demmi_rf.build.BuildReport`."""
+    """The summary printed by ``demmi build`` from a :class:`~demmi_rf.builder.BuildReport`."""
     card = report.card
     head = (f"{card['name']} (recipe {card['recipe_hash'][:12]}, seed {card['recipe']['seed']}, "
             f"{len(card['recipe']['settings'])} settings) -> {report.out}")

@@ -10,7 +10,7 @@
   (:func:`plan_key`, computed by the driver, which pairs files by name only). The worker that runs the shard
   extends it with the content of the sources, the sha256 of both files' bytes of every pair
   (:func:`shard_key`), and stores that key in the shard: a finished shard whose stored key equals this key
-  (and which passes every other check of :func:`demmi_rf.build.task.existing_result`) is reused by a re-run;
+  (and which passes every other check of :func:`demmi_rf.builder.task.existing_result`) is reused by a re-run;
   any other is rebuilt. Editing a source image therefore rebuilds the shards that hold it.
 """
 
@@ -56,7 +56,7 @@ class ShardTask:
     #: images declaring more pixels are refused from their header, before decoding
     max_pixels: int = DEFAULT_MAX_PIXELS
     #: the build lock's token (set by the driver once it holds the lock); a worker writes a shard only while
-    #: that build holds the lock (:func:`demmi_rf.build.outdir.check_lock_held`). Empty: not checked.
+    #: that build holds the lock (:func:`demmi_rf.builder.outdir.check_lock_held`). Empty: not checked.
     lock_token: str = ""
 
     @property

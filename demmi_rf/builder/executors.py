@@ -1,4 +1,4 @@
-"""Executors: run :func:`~demmi_rf.build.task.run_shard` over the planned shards.
+"""Executors: run :func:`~demmi_rf.builder.task.run_shard` over the planned shards.
 
 * ``local``: one worker runs the shards in this process; more use a process pool started with
   ``forkserver`` (``spawn`` where fork is unavailable), never plain ``fork`` (unsafe with threads and HDF5).
@@ -73,7 +73,7 @@ def run_tasks(tasks: Sequence[ShardTask], fn: Callable[[ShardTask], dict[str, An
 
 def _run_pool(tasks: Sequence[ShardTask], fn, workers: int, on_result: OnResult) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
-    ctx = process_context(["demmi_rf.build.task"])
+    ctx = process_context(["demmi_rf.builder.task"])
     # workers die with this process (a driver killed with kill -9 leaves no worker running)
     pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx,
                                initializer=die_with_parent, initargs=(os.getpid(),))

@@ -141,7 +141,7 @@ def locked(out: Path) -> Iterator[str]:
 def check_lock_held(out_dir: str | Path, token: str, what: str) -> None:
     """:class:`BuildError` unless the build whose lock token is ``token`` still holds ``out_dir``'s lock (a
     worker calls this before writing, so that a worker whose driver was killed never writes). No-op for an
-    empty token (a task run outside :func:`demmi_rf.build.build_dataset`)."""
+    empty token (a task run outside :func:`demmi_rf.builder.build_dataset`)."""
     if not token:
         return
     lock = Path(out_dir) / LOCK

@@ -82,13 +82,13 @@ def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
     the degraded arrays; readers synthesise them on read (:mod:`demmi_rf.store.arrays`). Same manifest and
     content hash as the materialized build; the card records ``storage.array_format = "virtual"``.
 
-    Raises :class:`~demmi_rf.build.errors.BuildError` (or another DemmiError) with a message naming the
+    Raises :class:`~demmi_rf.builder.errors.BuildError` (or another DemmiError) with a message naming the
     folder, shard or pair at fault; a failed build leaves no shard that looks complete and no card.
-    :class:`~demmi_rf.build.errors.BuildLockedError` when another build is running into ``out``.
+    :class:`~demmi_rf.builder.errors.BuildLockedError` when another build is running into ``out``.
 
     A pair that cannot be read is skipped and reported (``BuildReport.warnings``, the card's ``skipped``), and
     so is a split that comes out empty. With ``strict``, either is an error instead
-    (:class:`~demmi_rf.build.errors.StrictBuildError`, raised after the shards are written and before the
+    (:class:`~demmi_rf.builder.errors.StrictBuildError`, raised after the shards are written and before the
     manifest and card, so the folder is not a complete dataset; a re-run without ``strict`` completes it).
 
     An image declaring more than ``max_pixels`` pixels is refused from its header (a skipped pair). With the

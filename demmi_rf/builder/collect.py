@@ -15,7 +15,7 @@ bytes): about 2.5 GB for LLVIP-full under v1. :class:`ManifestCollector` instead
 3. hashes the content (:func:`demmi_rf.store.identity.content_hash`) incrementally: every shard's sample lines
    are sorted and written as a *run*; runs are merged (fan-in :data:`FAN_IN`, several passes when there are
    more runs) into the one sorted stream that is hashed; the source digest
-   (:func:`demmi_rf.build.driver.sources_digest`) likewise;
+   (:func:`demmi_rf.builder.driver.sources_digest`) likewise;
 4. counts samples and pairs per split and setting as :func:`demmi_rf.store.card.count_samples` does (a pair
    belongs to one shard, so distinct pairs add up over shards).
 
@@ -214,7 +214,7 @@ class ManifestCollector:
     def add(self, result: dict[str, Any]) -> None:
         """Spill ``result["rows"]`` (a shard's result) and replace them by their number (``result["n_rows"]``);
         ``result["pairs"]`` (the shard's planned pairs) is replaced by its length too (``result["n_pairs"]``).
-        :class:`~demmi_rf.build.errors.BuildError` when the spill file cannot be written (disk full...)."""
+        :class:`~demmi_rf.builder.errors.BuildError` when the spill file cannot be written (disk full...)."""
         try:
             self._add(result)
         except OSError as exc:
@@ -250,7 +250,7 @@ class ManifestCollector:
     # ---- at the end ---------------------------------------------------------------------------------------
     def finish(self, files: Sequence[str], recipe_hash: str, spec_version: str | int) -> Collected:
         """Write the manifest of the shards ``files`` (in this order) to a temporary file and compute the rest
-        (the content hash with ``recipe_hash`` and ``spec_version``). :class:`~demmi_rf.build.errors.BuildError`
+        (the content hash with ``recipe_hash`` and ``spec_version``). :class:`~demmi_rf.builder.errors.BuildError`
         when a temporary file cannot be written."""
         try:
             return self._finish(files, recipe_hash, spec_version)

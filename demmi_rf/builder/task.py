@@ -7,7 +7,7 @@ setting changed. The shard is written under a temporary name and renamed when co
 (:class:`~demmi_rf.store.ShardWriter`).
 
 A re-run first looks at the shard's final file: if it exists, carries the key of this plan and of the source
-files' current bytes (:func:`~demmi_rf.build.plan.shard_key`), skipped no pair, its ``/meta/result`` matches
+files' current bytes (:func:`~demmi_rf.builder.plan.shard_key`), skipped no pair, its ``/meta/result`` matches
 its integrity hash and every field, drawn parameter and array that a reuse hands on checks out
 (:func:`existing_result`), the stored result is returned and nothing is rebuilt. (A shard that skipped a pair
 is rebuilt, so that a fixed source file is picked up.)
