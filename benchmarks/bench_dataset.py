@@ -17,17 +17,14 @@ shuffled; samples/s = items delivered / wall time from DataLoader creation to th
 from __future__ import annotations
 
 import argparse
-import gc
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from _common import loader_throughput
 
 from demmi_rf.store import open_dataset
 from demmi_rf.torch import DeMMIDataset, PNGFolderDataset, export_png_folder
@@ -44,30 +41,7 @@ def build(out: Path, source: Path | None) -> None:
     subprocess.run(cmd, check=True)
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process plus its reaped children (the DataLoader workers, once shut down)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def run(ds, epochs: int, batch: int, workers: int, seed: int) -> tuple[float, int, float, float]:
-    """(samples/s, items, wall seconds, CPU ms per item) over ``epochs`` epochs; ``ds.set_epoch`` before each.
-
-    CPU time counts the main process and the workers (reaped when the loader is deleted), so it is a
-    load-independent cost per sample, printed beside the wall-clock rate."""
-    g = torch.Generator().manual_seed(seed)
-    cpu0, t0 = _cpu_seconds(), time.perf_counter()
-    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, generator=g,
-                        persistent_workers=workers > 0, drop_last=False)
-    n = 0
-    for epoch in range(epochs):
-        ds.set_epoch(epoch)
-        for b in loader:
-            n += b["vis"].shape[0]
-    dt = time.perf_counter() - t0
-    del loader, b
-    gc.collect()  # shuts the persistent workers down and reaps them
-    return n / dt, n, dt, (_cpu_seconds() - cpu0) / n * 1e3
+run = loader_throughput  # (samples/s, items, wall s, CPU ms per item); see benchmarks/_common.py
 
 
 def check_same(shards: DeMMIDataset, pngs: PNGFolderDataset, count: int = 8) -> None:

@@ -19,8 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
-import resource
 import statistics
 import sys
 import tempfile
@@ -28,33 +26,13 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from _common import loader_throughput
 
 from demmi_rf.builder import build_dataset
 from demmi_rf.store import open_dataset
 from demmi_rf.torch import DeMMIDataset, PNGFolderDataset, export_png_folder
 
-
-def _cpu_seconds() -> float:
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def run(ds, epochs: int, batch: int, workers: int, seed: int) -> tuple[float, int, float, float]:
-    """(samples/s, items, wall seconds, CPU ms per item) over ``epochs`` epochs with fresh workers."""
-    g = torch.Generator().manual_seed(seed)
-    cpu0, t0 = _cpu_seconds(), time.perf_counter()
-    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, generator=g,
-                        persistent_workers=workers > 0)
-    n = 0
-    for epoch in range(epochs):
-        ds.set_epoch(epoch)
-        for b in loader:
-            n += b["vis"].shape[0]
-    dt = time.perf_counter() - t0
-    del loader, b
-    gc.collect()  # shuts the persistent workers down and reaps them
-    return n / dt, n, dt, (_cpu_seconds() - cpu0) / n * 1e3
+run = loader_throughput  # (samples/s, items, wall s, CPU ms per item); see benchmarks/_common.py
 
 
 def main() -> None:
