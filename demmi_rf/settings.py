@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .degradations import CLEAN, MODALITIES, AtomSpec, canonical_key, get, names
+from .degradations import ATOMS, CLEAN, MODALITIES, AtomSpec, canonical_key, get
 from .errors import RecipeError, SettingError, did_you_mean
 
 Atom = AtomSpec  # the type of a setting's chain elements
@@ -41,7 +41,9 @@ LEVEL_MARK = ".s"
 
 def valid_names() -> str:
     """Human-readable list of the valid names, used in every error message."""
-    return (f"{CLEAN!r} or atoms joined by '+' from: {', '.join(names())} "
+    # every atom a setting may name (registered or shipped and loaded on first use), whatever this process has
+    # loaded so far, so the message is the same in every process
+    return (f"{CLEAN!r} or atoms joined by '+' from: {', '.join(ATOMS.available())} "
             f"(an atom may carry a severity level: 'haze{LEVEL_MARK}3')")
 
 
@@ -178,8 +180,8 @@ def _canonical(atoms: Iterable[str], where: str, levels: Iterable[int] = ()) -> 
         try:
             atom = get(token)
         except SettingError:
-            raise SettingError(f"setting {where}: unknown atom {token!r}{did_you_mean(token, [CLEAN, *names()])}; "
-                               f"valid: {valid_names()}") from None
+            hint = did_you_mean(token, [CLEAN, *ATOMS.available()])
+            raise SettingError(f"setting {where}: unknown atom {token!r}{hint}; valid: {valid_names()}") from None
         if atom in found:
             raise SettingError(f"setting {where}: atom {token!r} given twice; valid: {valid_names()}")
         if level:

@@ -83,7 +83,7 @@ def test_a_misspelt_setting_is_exit_2_with_a_suggestion_in_every_command(cmd, da
     }[cmd]
     r = invoke([*args, "--degradations", "strpe"])
     assert r.exit_code == 2, r.output
-    assert "unknown atom 'strpe' (did you mean 'stripe'?)" in r.stderr and "--degradations" in r.stderr
+    assert "unknown atom 'strpe' (did you mean 'stripe' or 'stripe_gain'?)" in r.stderr and "--degradations" in r.stderr
     assert "Traceback" not in r.output and not (tmp_path / "o").exists() and not (tmp_path / "x.png").exists()
 
 
