@@ -37,7 +37,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +278,8 @@ class ResultsRecord:
     settings: tuple[str, ...]
     table: tuple[ResultsRow, ...]
     samples: ResultsSamples
+    #: library versions of the scoring process (informative; left out of comparisons)
+    provenance: Mapping[str, str] = field(default_factory=dict)
 
     def row(self, setting: str) -> Mapping[str, float]:
         """Metric values of one table row (a setting or ``mean``); DemmiError when absent."""
@@ -430,8 +432,9 @@ def parse_results(data: Any, where: str) -> ResultsRecord:
     if samples.scored > samples.expected:
         raise c.fail("samples.scored", f"is {samples.scored}, more than samples.expected ({samples.expected})")
     _check_optional(c, data)
+    provenance = {str(k): str(v) for k, v in data.get("provenance", {}).items()}  # strings: checked just above
     return ResultsRecord(where, method, strings["profile"], strings["reference"], strings["split"], dataset, toolkit,
-                         metrics, hib, settings, tuple(rows), samples)
+                         metrics, hib, settings, tuple(rows), samples, provenance)
 
 
 def _check_optional(c: _Checker, data: Mapping[str, Any]) -> None:

@@ -21,12 +21,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import DemmiError
-from ..evaluation import check_compatible, read_results
-from ..evaluation.results import decode_float
-from ..evaluation.table import MEAN_ROW
+from ..evaluation import ResultsRecord, check_compatible
+from ..evaluation import load_results as load_results_file
 
 _LEVELLED = re.compile(r"^([a-z_]+?)(\d+)$")
 #: a severity level of an atom (``haze.s3``: :mod:`demmi_rf.settings`)
@@ -93,69 +91,41 @@ class Curve:
         return f"{self.family} level" + ("" if self.base == "clean" else f" on {self.base}")
 
 
-def _text(value: Any, what: str, path: Path) -> str:
-    if not isinstance(value, str) or not value:
-        raise DemmiError(f"{path}: {what} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _method(path: Path, data: dict[str, Any]) -> MethodResults:
-    metrics = data["metrics"]
-    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
-        raise DemmiError(f"{path}: 'metrics' must be a list of names")
-    if not isinstance(data["table"], list):
-        raise DemmiError(f"{path}: 'table' must be a list of rows")
-    table: dict[str, dict[str, float]] = {}
-    for row in data["table"]:
-        try:
-            setting = _text(row["setting"], "a table row's setting", path)
-            table[setting] = {m: decode_float(row["values"][m]) for m in metrics}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DemmiError(f"{path}: a table row lacks a value or holds a non-number ({exc})") from exc
-    settings = data["settings"]
-    if not isinstance(settings, list) or any(s not in table for s in settings) or MEAN_ROW not in table:
-        raise DemmiError(f"{path}: the table must have a row per scored setting and a '{MEAN_ROW}' row")
-    samples = data["samples"] if isinstance(data["samples"], dict) else {}
-    prov = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
+def _method(path: Path, record: ResultsRecord) -> MethodResults:
     return MethodResults(
-        method=_text(data["method"], "method", path), file=path.name,
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-        toolkit_version=str(data.get("toolkit_version", "?")),
-        provenance={str(k): str(v) for k, v in prov.items()},
-        scored=int(samples.get("scored", 0) or 0), expected=int(samples.get("expected", 0) or 0), table=table)
+        method=record.method, file=path.name, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        toolkit_version=record.toolkit_version, provenance=dict(record.provenance),
+        scored=record.samples.scored, expected=record.samples.expected,
+        table={row.setting: dict(row.values) for row in record.table})
 
 
 def load_results(paths: Sequence[str | Path]) -> ReportResults:
     """Read, check and group results files (module docstring); :class:`DemmiError` naming the file and the
-    problem (unreadable, not comparable, another dataset)."""
+    problem (unreadable, not comparable, another dataset). Each file is checked once, into a
+    :class:`~demmi_rf.evaluation.ResultsRecord` (:func:`demmi_rf.evaluation.load_results`)."""
     if not paths:
         raise DemmiError("no results files given (--results)")
-    loaded: list[tuple[Path, dict[str, Any]]] = []
-    for p in paths:
-        path = Path(p)
-        loaded.append((path, read_results(path)))
+    loaded = [(Path(p), load_results_file(p)) for p in paths]
     first_path, first = loaded[0]
-    for path, data in loaded[1:]:
-        if data["dataset"]["content_hash"] != first["dataset"]["content_hash"]:
+    for path, record in loaded[1:]:
+        if record.dataset.content_hash != first.dataset.content_hash:
             raise DemmiError(
                 f"cannot report results of different datasets: {first_path} has content hash "
-                f"{first['dataset']['content_hash']}, {path} has {data['dataset']['content_hash']}")
-    grouped: dict[tuple[str, str, str], list[tuple[Path, dict[str, Any]]]] = {}
-    for path, data in loaded:
-        key = (str(data["profile"]), str(data["reference"]), str(data["split"]))
-        grouped.setdefault(key, []).append((path, data))
+                f"{first.dataset.content_hash}, {path} has {record.dataset.content_hash}")
+    grouped: dict[tuple[str, str, str], list[tuple[Path, ResultsRecord]]] = {}
+    for path, record in loaded:
+        grouped.setdefault((record.profile, record.reference, record.split), []).append((path, record))
     groups = []
     for (profile, reference, split), items in grouped.items():
-        check_compatible([d for _, d in items], [str(p) for p, _ in items])
+        check_compatible([r for _, r in items], [str(p) for p, _ in items])
         head = items[0][1]
-        arrows = head.get("higher_is_better") if isinstance(head.get("higher_is_better"), dict) else {}
         groups.append(ProfileGroup(
-            profile=profile, reference=reference, split=split, metrics=tuple(head["metrics"]),
-            higher_is_better={m: bool(arrows.get(m, True)) for m in head["metrics"]},
-            settings=tuple(head["settings"]), methods=tuple(_method(p, d) for p, d in items)))
-    ds = first["dataset"]
-    return ReportResults(content_hash=str(ds["content_hash"]), dataset_name=str(ds.get("name", "?")),
-                         recipe_hash=str(ds.get("recipe_hash", "?")), groups=tuple(groups))
+            profile=profile, reference=reference, split=split, metrics=head.metrics,
+            higher_is_better=dict(head.higher_is_better), settings=head.settings,
+            methods=tuple(_method(p, r) for p, r in items)))
+    ds = first.dataset
+    return ReportResults(content_hash=ds.content_hash, dataset_name=ds.name or "?", recipe_hash=ds.recipe_hash or "?",
+                         groups=tuple(groups))
 
 
 def _canonical(atoms: Sequence[str]) -> str:
