@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 from ..errors import DemmiError
 from ..evaluation import ResultsRecord, check_compatible
 from ..evaluation import load_results as load_results_file
+from ..store.checksums import file_sha256
 
 _LEVELLED = re.compile(r"^([a-z_]+?)(\d+)$")
 #: a severity level of an atom (``haze.s3``: :mod:`demmi_rf.settings`)
@@ -93,7 +93,7 @@ class Curve:
 
 def _method(path: Path, record: ResultsRecord) -> MethodResults:
     return MethodResults(
-        method=record.method, file=path.name, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        method=record.method, file=path.name, sha256=file_sha256(path),
         toolkit_version=record.toolkit_version, provenance=dict(record.provenance),
         scored=record.samples.scored, expected=record.samples.expected,
         table={row.setting: dict(row.values) for row in record.table})
