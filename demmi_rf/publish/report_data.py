@@ -27,8 +27,6 @@ from ..evaluation import load_results as load_results_file
 from ..store.checksums import file_sha256
 
 _LEVELLED = re.compile(r"^([a-z_]+?)(\d+)$")
-#: a severity level of an atom (``haze.s3``: :mod:`demmi_rf.settings`)
-_SEVERITY = re.compile(r"^([a-z][a-z0-9_-]*)\.s([1-9][0-9]{0,2})$")
 
 
 @dataclass(frozen=True)
@@ -141,16 +139,21 @@ def _canonical(atoms: Sequence[str]) -> str:
 
 def severity_curves(settings: Sequence[str]) -> list[Curve]:
     """The severity families among ``settings`` (module docstring), in order of first appearance."""
+    from ..settings import split_level  # noqa: PLC0415 - lazily, like _canonical's parser
+
     present = set(settings)
     families: dict[tuple[str, str], dict[float, str]] = {}
     for setting in settings:
         atoms = [] if setting == "clean" else setting.split("+")
         for atom in atoms:
-            m = _SEVERITY.match(atom) or _LEVELLED.match(atom)
-            if not m:
-                continue
+            family, level = split_level(atom)  # haze.s3 -> (haze, 3): the settings' own parser
+            if level is None or level < 1:
+                m = _LEVELLED.match(atom)  # noise25 -> (noise, 25)
+                if not m:
+                    continue
+                family, level = m.group(1), int(m.group(2))
             base = _canonical([a for a in atoms if a != atom])
-            families.setdefault((m.group(1), base), {})[float(m.group(2))] = setting
+            families.setdefault((family, base), {})[float(level)] = setting
     curves = []
     for (family, base), by_level in families.items():
         if len(by_level) < 2:
