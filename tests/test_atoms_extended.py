@@ -22,7 +22,7 @@ import pytest
 from scipy import ndimage
 
 from demmi_rf import degrade, ziggurat
-from demmi_rf.degradations import ATOMS, get, register_atom, unregister_atom
+from demmi_rf.degradations import ATOMS, codec_libraries, get, register_atom, unregister_atom
 from demmi_rf.errors import RecipeError
 from demmi_rf.rng import Stream
 
@@ -390,6 +390,26 @@ def test_jpeg_bytes_equal_a_libjpeg_turbo_without_simd(msrs_pair, tmp_path):
 
 
 # --- IR ------------------------------------------------------------------------------------------------------------
+def test_jpeg_alone_is_codec_dependent_and_the_docs_table_says_which():
+    assert [s.name for s in SPECS if s.codec_dependent] == ["jpeg"]
+    assert get("jpeg").codec is jpeg.codec and "jpeg" in get("jpeg").codec().lower()
+    assert codec_libraries(NAMES) == {"jpeg": jpeg.codec()} and codec_libraries(["motion", "rain"]) == {}
+    assert {s.name: s.param(p).type for s in SPECS for p in s.param_names if s.param(p).type is int} == {
+        "motion": int, "rain": int, "jpeg": int}  # length, length, quality
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "degradations.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## 7. Atoms beyond v1"):]
+    table = section[section.index("| atom | module |"):]
+    table = table[:table.index("\n\n")]  # the atom table of section 7, whose last column is "bytes"
+    assert table.splitlines()[0].split("|")[-2].strip() == "bytes"
+    rows = {line.split("|")[1].strip().strip("`"): line.split("|")[-2].strip()
+            for line in table.splitlines() if line.startswith("| `")}
+    marked = {name for name in NAMES if rows[name] == "**codec-dependent**"}
+    assert {name for name in NAMES if rows[name] == "portable"} | marked == set(NAMES)
+    assert marked == {s.name for s in SPECS if s.codec_dependent}
+
+
 def test_lowcontrast_is_the_linear_map_and_scales_the_std(msrs_pair):
     x = real_ir(msrs_pair)
     y = ir_contrast.apply(x, alpha=0.5, beta=90.0)

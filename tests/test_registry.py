@@ -11,6 +11,7 @@ from demmi_rf.degradations import (
     ATOMS,
     CHOICE,
     FIXED,
+    INTEGER,
     STAGE_SCENE,
     STAGE_SENSOR,
     UNIFORM,
@@ -19,6 +20,7 @@ from demmi_rf.degradations import (
     Registry,
     atoms,
     canonical_key,
+    codec_libraries,
     default_ranges,
     get,
     label_order,
@@ -28,6 +30,7 @@ from demmi_rf.degradations import (
     unregister_atom,
 )
 from demmi_rf.degradations import noise as noise_mod
+from demmi_rf.degradations._ranges import draw_param
 from demmi_rf.errors import AtomRegistryError, RecipeError
 from demmi_rf.recipe import load_recipe
 from demmi_rf.rng import Stream, generator
@@ -172,3 +175,97 @@ def test_a_private_registry_is_independent():
     assert [s.name for s in reg.specs()] == ["probe"] and "probe" not in ATOMS
     with pytest.raises(AtomRegistryError, match="already registered"):
         reg.register(_spec())
+
+
+# --- the integer-range kind and the codec-dependence mark (issue 14 section 2) -----------------------------------
+
+def test_integer_kind_takes_an_integer_or_an_integer_range_within_integer_bounds():
+    p = Param("n", INTEGER, lo=1, hi=10, default=[2, 7])
+    assert p.type is int and Param("n", CHOICE).type is int and Param("n", UNIFORM).type is float
+    assert p.problem(5, "a") is None and p.problem([2, 7], "a") is None and p.problem((3, 3), "a") is None
+    for bad, message in [
+        ([7, 2], "degradations.a.n: integer range [7, 2] has its bounds reversed"),
+        ([2, 11], "degradations.a.n: 11 is outside the valid interval [1, 10]"),
+        (0, "degradations.a.n: 0 is outside"),
+        ([2.0, 5], "must be an integer or [low, high] of integers"),
+        (3.5, "must be an integer or [low, high] of integers"),
+        ([1, 2, 3], "must be an integer or [low, high] of integers"),  # a list of three is a CHOICE's, not a range
+        (True, "must be an integer or [low, high] of integers"),
+        ("3", "must be an integer or [low, high] of integers"),
+    ]:
+        assert message in (p.problem(bad, "a") or ""), (bad, p.problem(bad, "a"))
+    assert "spans more than 2**32" in Param("n", INTEGER).problem([0, 2**32], "a")
+    assert Param("n", INTEGER).problem([0, 2**32 - 1], "a") is None
+    for kind in (INTEGER, CHOICE):
+        with pytest.raises(AtomRegistryError, match="bounds must be integers, got 0.5"):
+            Param("n", kind, lo=0.5)
+        assert Param("n", kind, lo=0.0, hi=float("inf")).lo == 0.0  # integral floats and infinities are bounds
+    with pytest.raises(AtomRegistryError, match="bounds must be numbers"):
+        Param("n", UNIFORM, lo="0")
+    with pytest.raises(AtomRegistryError, match="default degradations.probe.n: integer range"):
+        _spec(params=(Param("n", INTEGER, lo=0, hi=9, default=[5, 1]),))
+
+
+@pytest.mark.parametrize("a, b", [(0, 0), (3, 7), (-4, 4), (5, 15), (1, 100)])
+def test_an_integer_range_draws_the_choice_among_its_integers_from_the_same_word(a, b):
+    """``[a, b]`` of an INTEGER parameter = a CHOICE among a..b: same values, same words consumed (so an atom may
+    switch a contiguous choice to a range without changing a byte)."""
+    as_range = Param("n", INTEGER, lo=-10, hi=100)
+    as_choice = Param("n", CHOICE, lo=-10, hi=100)
+    seen = set()
+    for seed in range(300):
+        s1, s2 = Stream(generator(seed, "p", "n", "vis")), Stream(generator(seed, "p", "n", "vis"))
+        v = draw_param(s1, {"n": [a, b]}, as_range, "a")
+        assert type(v) is int and v == draw_param(s2, {"n": list(range(a, b + 1))}, as_choice, "a")
+        assert s1.uniform() == s2.uniform()  # the streams stay in step
+        seen.add(v)
+    assert seen == set(range(a, b + 1)) if b - a < 12 else seen <= set(range(a, b + 1))
+    fixed_stream = Stream(generator(1, "p", "n", "vis"))
+    assert draw_param(fixed_stream, {"n": 4}, as_range, "a") == 4  # a fixed integer draws nothing
+    assert fixed_stream.uniform() == Stream(generator(1, "p", "n", "vis")).uniform()
+    with pytest.raises(RecipeError, match="degradations.a.n: expected an integer or \\[low, high\\] of integers"):
+        draw_param(Stream(generator(1, "p", "n", "vis")), {"n": [1.0, 2.0]}, as_range, "a")
+    with pytest.raises(RecipeError, match="has low > high"):
+        draw_param(Stream(generator(1, "p", "n", "vis")), {"n": [3, 1]}, as_range, "a")
+    with pytest.raises(RecipeError, match="outside the valid interval"):
+        draw_param(Stream(generator(1, "p", "n", "vis")), {"n": [3, 101]}, as_range, "a")
+
+
+def test_an_atom_with_an_integer_parameter_is_validated_and_drawn_through_the_registry():
+    taps = Param("taps", INTEGER, lo=1, hi=31, default=[3, 9], doc="an integer range")
+
+    def draw(stream, image, ranges, atom="taps"):
+        return {"taps": draw_param(stream, ranges, taps, atom)}
+
+    spec = register_atom(_spec("taps", params=(taps,), draw=draw, stage=STAGE_SENSOR + 7,
+                               severity=({"taps": 1}, {"taps": [2, 4]})))
+    try:
+        assert range_problems({"taps": {"taps": [3, 9]}}) == []
+        assert range_problems({"taps": {"taps": [9, 3]}}) == [
+            "degradations.taps.taps: integer range [9, 3] has its bounds reversed (low > high)"]
+        assert range_problems({"taps": {"taps": [3, 40]}}) == [
+            "degradations.taps.taps: 40 is outside the valid interval [1, 31]"]
+        assert "of integers" in range_problems({"taps": {"taps": [3.0, 9.0]}})[0]
+        image = np.zeros((2, 2), np.float32)
+        values = {spec.run(image, generator(i, "p", "taps", "vis"), spec.default_ranges)[1]["taps"]
+                  for i in range(200)}
+        assert values == set(range(3, 10))
+    finally:
+        unregister_atom("taps")
+    with pytest.raises(AtomRegistryError, match="severity level 1: degradations.probe.taps: 0 is outside"):
+        _spec(params=(taps,), severity=({"taps": 0},))
+
+
+def test_portable_atoms_have_no_codec_and_a_codec_must_be_callable():
+    assert all(not get(n).codec_dependent and get(n).codec is None for n in V1)
+    assert codec_libraries(V1) == {}
+    with pytest.raises(AtomRegistryError, match="codec must be None \\(portable\\) or a callable"):
+        _spec(codec="libjpeg-turbo")
+    with pytest.raises(AtomRegistryError, match="apply_uint8 must be None or a callable"):
+        _spec(apply_uint8=3)
+    spec = register_atom(_spec("coded", codec=lambda: "libfoo 1.2", stage=STAGE_SENSOR + 8))
+    try:
+        assert spec.codec_dependent and codec_libraries(["coded", "haze"]) == {"coded": "libfoo 1.2"}
+        assert codec_libraries()["coded"] == "libfoo 1.2"
+    finally:
+        unregister_atom("coded")

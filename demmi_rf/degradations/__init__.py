@@ -31,6 +31,7 @@ from .registry import (
     CLEAN,
     ENTRY_POINT_GROUP,
     FIXED,
+    INTEGER,
     MODALITIES,
     STAGE_OPTICS,
     STAGE_PROCESSING,
@@ -43,6 +44,7 @@ from .registry import (
     as_stream,
     canonical_key,
     check_ranges,
+    codec_libraries,
     default_ranges,
     label_order,
     range_problems,
@@ -54,10 +56,10 @@ from .registry import (
 Atom = AtomSpec
 
 __all__ = [
-    "Atom", "AtomSpec", "Param", "Registry", "ATOMS", "FIXED", "UNIFORM", "CHOICE", "CLEAN", "MODALITIES",
+    "Atom", "AtomSpec", "Param", "Registry", "ATOMS", "FIXED", "UNIFORM", "CHOICE", "INTEGER", "CLEAN", "MODALITIES",
     "ENTRY_POINT_GROUP", "STAGE_SCENE", "STAGE_OPTICS", "STAGE_SENSOR", "STAGE_PROCESSING",
     "names", "get", "atoms", "register_atom", "unregister_atom", "canonical_key", "label_order",
-    "range_problems", "check_ranges", "default_ranges", "as_stream",
+    "range_problems", "check_ranges", "default_ranges", "codec_libraries", "as_stream",
 ]
 
 

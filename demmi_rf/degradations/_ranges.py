@@ -2,7 +2,9 @@
 
 Recipe convention: a number is fixed (nothing is drawn); ``[a, b]`` of floats is uniform on ``[a, b]``
 (one :meth:`demmi_rf.rng.Stream.uniform` draw u, then ``a + (b - a) * u``); a list of integers is a uniform
-choice among them (one :meth:`demmi_rf.rng.Stream.below` draw).
+choice among them (one :meth:`demmi_rf.rng.Stream.below` draw); for an :data:`~.registry.INTEGER` parameter,
+``[a, b]`` of integers is every integer of a..b equally likely (``a + below(b - a + 1)``, the same value from the
+same word as the choice among ``[a, a + 1, ..., b]``).
 Malformed ranges raise :class:`~demmi_rf.errors.RecipeError` naming ``degradations.<atom>.<key>``.
 
 The ``rng`` argument is a :class:`demmi_rf.rng.Stream` (a numpy Generator is wrapped in one); only its
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecipeError
-from .registry import CHOICE, FIXED, Param, as_stream
+from .registry import CHOICE, FIXED, INTEGER, MAX_INTEGER_SPAN, Param, as_stream
 
 
 def _is_number(v: Any) -> bool:
@@ -76,12 +78,40 @@ def choice(rng: Any, ranges: Mapping[str, Any], key: str, atom: str,
     raise RecipeError(f"degradations.{atom}.{key}: expected an integer or a list of integers, got {v!r}")
 
 
+def integer(rng: Any, ranges: Mapping[str, Any], key: str, atom: str,
+            lo: float = -np.inf, hi: float = np.inf) -> int:
+    r"""An integer: fixed if the range is an integer, else uniform on a..b (both included) for ``[a, b]``:
+
+    .. math:: v = a + k, \qquad k = \text{below}(b - a + 1) \in \{0, \dots, b - a\}
+
+    (one :meth:`demmi_rf.rng.Stream.below` draw: Lemire's unbiased multiply-shift; the same value, from the same
+    word, as :func:`choice` among ``[a, a + 1, ..., b]``)."""
+    v = value(ranges, key, atom)
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return int(_check(int(v), key, atom, lo, hi))
+    if (
+        isinstance(v, (list, tuple)) and len(v) == 2
+        and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in v)
+    ):
+        a, b = int(v[0]), int(v[1])
+        if a > b:
+            raise RecipeError(f"degradations.{atom}.{key}: integer range [{a}, {b}] has low > high")
+        if b - a + 1 > MAX_INTEGER_SPAN:
+            raise RecipeError(f"degradations.{atom}.{key}: integer range [{a}, {b}] spans more than 2**32 values")
+        _check(a, key, atom, lo, hi)
+        _check(b, key, atom, lo, hi)
+        return a + as_stream(rng).below(b - a + 1)
+    raise RecipeError(f"degradations.{atom}.{key}: expected an integer or [low, high] of integers, got {v!r}")
+
+
 def draw_param(rng: Any, ranges: Mapping[str, Any], param: Param, atom: str) -> Any:
     """The value of ``param`` for one sample, drawn as its schema says (``kind``, valid ``[lo, hi]``)."""
     if param.kind == FIXED:
         return fixed(ranges, param.name, atom, lo=param.lo, hi=param.hi)
     if param.kind == CHOICE:
         return choice(rng, ranges, param.name, atom, lo=param.lo, hi=param.hi)
+    if param.kind == INTEGER:
+        return integer(rng, ranges, param.name, atom, lo=param.lo, hi=param.hi)
     return uniform(rng, ranges, param.name, atom, lo=param.lo, hi=param.hi)
 
 

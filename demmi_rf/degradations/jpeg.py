@@ -25,8 +25,9 @@ bit-exact between its SIMD and plain C code paths. Checked in the tests: the byt
 separately built libjpeg-turbo run in a subprocess with its SIMD disabled (``JSIMD_FORCENONE=1``; OpenCV's
 bundled copy ignores that variable) and OpenCV's optimisations off. They are *not* guaranteed across codec
 libraries: IJG libjpeg 9, mozjpeg or a libjpeg-turbo configured for another DCT produce other bytes. The
-atom is therefore marked ``codec-dependent`` in ``docs/degradations.md``; ``codec()`` names the library a
-build used.
+atom is therefore marked codec-dependent in its spec (``AtomSpec.codec`` = :func:`codec`, so
+``SPEC.codec_dependent`` is true and :func:`demmi_rf.degradations.codec_libraries` lists it) and in
+``docs/degradations.md``; :func:`codec` names the library a build used.
 
 Registered atom (:mod:`.registry`): ``jpeg`` (family ``jpeg``, VIS, stage :data:`~.registry.STAGE_PROCESSING`
 = 40), parameter ``quality`` (integer choice in [1, 100]).
@@ -117,5 +118,5 @@ SPEC = register_atom(AtomSpec(
     name="jpeg", label_index=10,
     family="jpeg", modality="vis", stage=STAGE_PROCESSING, params=PARAMS, draw=draw, apply=apply,
     summary="JPEG compression (libjpeg-turbo via OpenCV, 4:2:0, islow DCT)", label="jpeg q={quality}",
-    severity=SEVERITY, random_apply=False,
+    severity=SEVERITY, random_apply=False, codec=codec,
 ))

@@ -45,9 +45,10 @@ import numpy as np
 from ..errors import AtomRegistryError, RecipeError
 
 __all__ = [
-    "AtomSpec", "Param", "Registry", "ATOMS", "FIXED", "UNIFORM", "CHOICE", "MODALITIES", "CLEAN", "ENTRY_POINT_GROUP",
+    "AtomSpec", "Param", "Registry", "ATOMS", "FIXED", "UNIFORM", "CHOICE", "INTEGER", "MODALITIES", "CLEAN",
+    "ENTRY_POINT_GROUP",
     "STAGE_SCENE", "STAGE_OPTICS", "STAGE_SENSOR", "STAGE_PROCESSING", "register_atom", "unregister_atom",
-    "canonical_key", "label_order", "range_problems", "check_ranges", "default_ranges",
+    "canonical_key", "label_order", "range_problems", "check_ranges", "default_ranges", "codec_libraries",
 ]
 
 CLEAN = "clean"
@@ -60,7 +61,14 @@ FIXED = "fixed"
 UNIFORM = "uniform"
 #: an integer (fixed) or a non-empty list of integers: a uniform choice, one :meth:`~demmi_rf.rng.Stream.below`
 CHOICE = "choice"
-_KINDS = (FIXED, UNIFORM, CHOICE)
+#: an integer (fixed) or ``[a, b]`` of integers: every integer of a..b (both included) equally likely,
+#: ``a + k`` with k one :meth:`~demmi_rf.rng.Stream.below` (b − a + 1) draw; the same value, from the same word,
+#: as a :data:`CHOICE` among ``[a, a + 1, ..., b]``
+INTEGER = "integer"
+_KINDS = (FIXED, UNIFORM, CHOICE, INTEGER)
+_INTEGER_KINDS = (CHOICE, INTEGER)
+#: the widest integer range one ``below`` draw covers
+MAX_INTEGER_SPAN = 2**32
 
 #: suggested stages of the physical chain (any integer works; these leave room in between)
 STAGE_SCENE, STAGE_OPTICS, STAGE_SENSOR, STAGE_PROCESSING = 10, 20, 30, 40
@@ -80,9 +88,11 @@ def _is_int(v: Any) -> bool:
 class Param:
     """The schema of one parameter of an atom's recipe table ``[degradations.<atom>]``.
 
-    ``kind`` says how a recipe value is drawn (:data:`FIXED`, :data:`UNIFORM`, :data:`CHOICE`); every value (a
-    bound of a range, each choice) must lie in the valid interval ``[lo, hi]``; ``default`` is the range used when
-    no recipe is given (for the v1 atoms: the ``demmi-rf-v1`` recipe's value); ``doc`` one line for humans.
+    ``kind`` says how a recipe value is drawn (:data:`FIXED`, :data:`UNIFORM`, :data:`CHOICE`, :data:`INTEGER`);
+    every value (a bound of a range, each choice) must lie in the valid interval ``[lo, hi]``; ``default`` is the
+    range used when no recipe is given (for the v1 atoms: the ``demmi-rf-v1`` recipe's value); ``doc`` one line
+    for humans. The integer kinds (:data:`CHOICE`, :data:`INTEGER`) take integer values only and their bounds
+    ``lo``, ``hi`` must be integers (or infinite).
     """
 
     name: str
@@ -96,13 +106,22 @@ class Param:
         if self.kind not in _KINDS:
             raise AtomRegistryError(f"parameter {self.name!r}: kind must be one of {', '.join(_KINDS)}, "
                                     f"got {self.kind!r}")
+        if not (_is_number(self.lo) and _is_number(self.hi)):
+            raise AtomRegistryError(f"parameter {self.name!r}: the valid interval's bounds must be numbers, got "
+                                    f"[{self.lo!r}, {self.hi!r}]")
         if not (self.lo <= self.hi):
             raise AtomRegistryError(f"parameter {self.name!r}: empty valid interval [{self.lo}, {self.hi}]")
+        if self.kind in _INTEGER_KINDS:
+            for bound in (self.lo, self.hi):
+                if not (_is_int(bound) or (isinstance(bound, float) and (math.isinf(bound) or bound.is_integer()))):
+                    raise AtomRegistryError(f"parameter {self.name!r}: a {self.kind} parameter takes integers, so "
+                                            f"its valid interval's bounds must be integers, got {bound!r}")
 
     @property
     def type(self) -> type:
-        """``int`` for a :data:`CHOICE`, ``float`` otherwise (the type of a drawn value)."""
-        return int if self.kind == CHOICE else float
+        """``int`` for the integer kinds (:data:`CHOICE`, :data:`INTEGER`), ``float`` otherwise (the type of a drawn
+        value)."""
+        return int if self.kind in _INTEGER_KINDS else float
 
     def problem(self, value: Any, atom: str) -> str | None:
         """Why ``value`` is not a valid range for this parameter (a message naming
@@ -121,6 +140,17 @@ class Param:
                     return f"{where}: range [{a}, {b}] has its bounds reversed (low > high)"
                 return self._outside(a, where) or self._outside(b, where)
             return f"{where} must be a number or [low, high], got {value!r}"
+        if self.kind == INTEGER:
+            if _is_int(value):
+                return self._outside(int(value), where)
+            if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(x) for x in value):
+                a, b = int(value[0]), int(value[1])
+                if not a <= b:
+                    return f"{where}: integer range [{a}, {b}] has its bounds reversed (low > high)"
+                if b - a + 1 > MAX_INTEGER_SPAN:
+                    return f"{where}: integer range [{a}, {b}] spans more than 2**32 values"
+                return self._outside(a, where) or self._outside(b, where)
+            return f"{where} must be an integer or [low, high] of integers, got {value!r}"
         if _is_int(value):
             return self._outside(int(value), where)
         if isinstance(value, (list, tuple)) and value and all(_is_int(x) for x in value):
@@ -165,6 +195,16 @@ class AtomSpec:
         severity: the severity ladder, one recipe table (param -> range) per level, mildest first (optional).
         random_apply: whether ``apply`` draws from the stream (noise, stripe) or is a deterministic function of
             the image and the drawn parameters (haze, defocus).
+        codec: None for a portable atom (its bytes follow from the toolkit's own arithmetic, the same on every
+            machine: section 3 of ``docs/degradations.md``); for a *codec-dependent* atom, whose bytes depend on
+            the build of a third-party codec library (``jpeg``: OpenCV's libjpeg-turbo), a function
+            ``codec() -> str`` naming that library as the running process has it, to be recorded beside the
+            data (:func:`codec_libraries`).
+        apply_uint8: optional fast path for a chain of this atom alone on a uint8 image:
+            ``apply_uint8(image, stream, **params) -> uint8`` must return exactly
+            ``quantize(apply(image as float32, stream, **params))`` (the composition's clip and round) and
+            consume the same draws; :func:`demmi_rf.degrade` uses it when the atom is the only one of its
+            modality's chain (``tests/test_atoms_extended.py`` checks the equality for every shipped atom).
     """
 
     name: str
@@ -179,6 +219,8 @@ class AtomSpec:
     label_index: int | None = None
     severity: tuple[Mapping[str, Any], ...] = field(default=())
     random_apply: bool = True
+    codec: Callable[[], str] | None = None
+    apply_uint8: Callable[..., np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", tuple(self.params))
@@ -197,6 +239,11 @@ class AtomSpec:
             if p.name == name:
                 return p
         raise KeyError(f"atom {self.name!r} has no parameter {name!r} (has: {', '.join(self.param_names)})")
+
+    @property
+    def codec_dependent(self) -> bool:
+        """Whether the atom's bytes depend on a codec library's build (``codec`` is set), not only on the toolkit."""
+        return self.codec is not None
 
     @property
     def module(self) -> ModuleType:
@@ -276,6 +323,10 @@ def _spec_problems(spec: AtomSpec) -> list[str]:
         problems.append(f"label_index must be a non-negative integer or None, got {spec.label_index!r}")
     if not callable(spec.draw) or not callable(spec.apply):
         problems.append("draw and apply must be callables")
+    if spec.codec is not None and not callable(spec.codec):
+        problems.append(f"codec must be None (portable) or a callable naming the codec library, got {spec.codec!r}")
+    if spec.apply_uint8 is not None and not callable(spec.apply_uint8):
+        problems.append(f"apply_uint8 must be None or a callable, got {spec.apply_uint8!r}")
     names = [p.name for p in spec.params if isinstance(p, Param)]
     if len(names) != len(spec.params):
         problems.append("params must be Param records")
@@ -504,6 +555,14 @@ def check_ranges(table: Any, used: Sequence[str] = ()) -> None:
     problems = range_problems(table, used)
     if problems:
         raise RecipeError("; ".join(problems))
+
+
+def codec_libraries(names: Iterable[str] | None = None) -> dict[str, str]:
+    """``{atom: codec library}`` for the codec-dependent atoms among ``names`` (default: every registered atom), in
+    canonical order, e.g. ``{"jpeg": "build-libjpeg-turbo (ver 3.1.2-70)"}``: what to record beside data built with
+    them, since their bytes are reproducible only with the same codec build. Portable atoms are left out."""
+    specs = ATOMS.specs() if names is None else tuple(sorted((ATOMS.get(n) for n in names), key=canonical_key))
+    return {s.name: str(s.codec()) for s in specs if s.codec is not None}
 
 
 def default_ranges(names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
