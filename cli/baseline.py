@@ -30,7 +30,8 @@ def baseline(name: str, dataset: Path, out: Path, split: str, degradations: list
     max           max(Y, IR) of the degraded inputs
     laplacian     Laplacian-pyramid fusion of the degraded inputs
     cascade       restoration chosen by the sample's atoms (NLM, Richardson-Lucy, dark channel prior,
-                  column destriping), then Laplacian-pyramid fusion
+                  column destriping, inverse tone curves, streak opening, deblocking), then
+                  Laplacian-pyramid fusion
     oracle-clean  Laplacian-pyramid fusion of the CLEAN sources: a ceiling, not a method
     See docs/benchmark.md.
     """

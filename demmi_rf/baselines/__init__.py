@@ -106,7 +106,8 @@ _REGISTRY: dict[str, Baseline] = {
         Baseline("laplacian", "Laplacian-pyramid fusion (max-abs details, averaged base) of the degraded inputs",
                  ("vis", "ir"), _laplacian),
         Baseline("cascade", "restoration chosen by the known atoms (NLM, Richardson-Lucy, dark channel prior, "
-                 "column destriping), then Laplacian-pyramid fusion", ("vis", "ir"), _cascade),
+                 "column destriping, inverse tone curves, streak opening, deblocking), then Laplacian-pyramid "
+                 "fusion", ("vis", "ir"), _cascade),
         Baseline("oracle-clean", "Laplacian-pyramid fusion of the CLEAN sources (reads the references: a "
                  "ceiling, not a method)", ("vis_clean", "ir_clean"), _oracle_clean),
     )
