@@ -4,6 +4,8 @@ training (``DeMMIDataset(..., resample="epoch")``), issue 16 sections 1 and 2.""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import pickle
 import shutil
 from pathlib import Path
 
@@ -109,7 +111,8 @@ def test_a_synthesis_that_differs_from_the_manifest_is_refused(virtual_dataset):
         ds._index[sid] = type(ref)(**{**ref.__dict__, "params": '{"haze": {"beta": 0.5}}'})
         with pytest.raises(ShardError, match=rf"sample {sid}: re-synthesised drawn parameters differ"):
             ds.read(sid, arrays="vis")
-        assert not ds.array_store._cache  # nothing unchecked was kept
+        cache = ds.array_store._cache  # nothing unchecked was kept (only the clean pair the syntheses decoded)
+        assert sid not in cache and all(isinstance(k, tuple) and k[1].startswith("/pairs/") for k in cache)
 
 
 def test_unknown_array_format_is_a_clear_error(virtual_dataset, tmp_path):
@@ -188,6 +191,96 @@ def test_torch_dataset_reads_a_virtual_dataset(small_dataset, virtual_dataset): 
     for i in range(len(a)):
         x, y = a[i], b[i]
         assert all(torch.equal(x[n], y[n]) for n in ARRAYS)
+
+
+def test_a_synthesis_decodes_the_clean_pair_once_per_process(virtual_dataset, small_dataset):  # noqa: F811
+    with open_dataset(virtual_dataset) as ds, open_dataset(small_dataset) as mat:
+        pair = ds.samples(settings="haze")["pair_id"].iloc[0]
+        rows = ds.samples()
+        rows = rows[(rows.pair_id == pair) & (rows.setting != "clean")]
+        store, reads = ds.array_store, []
+        real = store.clean.read
+        store.clean.read = lambda ref, name, window=None: reads.append((name, window)) or real(ref, name, window)
+        for row in rows.itertuples(index=False):
+            got = ds.read(row.sample_id, window=(8, 16, 64, 32))
+            want = mat.read(row.sample_id, window=(8, 16, 64, 32))
+            assert all(np.array_equal(got[n], want[n]) for n in ARRAYS), row.sample_id
+        # every setting of the pair synthesised from one decoded clean pair; the clean windows cut from it
+        assert sorted(reads) == [("ir_clean", None), ("vis_clean", None)] and store.syntheses == len(rows)
+
+
+def _child_reads(ds, sid, queue):
+    try:
+        got = ds.read(sid, arrays=("vis", "ir"))
+        queue.put((ds.array_store.syntheses, {n: array_sha256(a) for n, a in got.items()}))
+    except BaseException as exc:  # report instead of hanging the parent
+        queue.put(repr(exc))
+
+
+def test_forked_readers_share_each_synthesis(virtual_dataset):
+    with open_dataset(virtual_dataset) as ds:
+        ids = ds.samples(settings="noise50+haze+stripe")["sample_id"].tolist()
+        assert ds.prepare_workers(ids) == len(ids)
+        store = ds.array_store
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_child_reads, args=(ds, ids[0], queue))
+        proc.start()
+        result = queue.get(timeout=60)
+        proc.join(timeout=60)
+        assert proc.exitcode == 0, result
+        child_syntheses, child_hashes = result
+        expected = {n: ds.row(ids[0])[f"sha256_{n}"] for n in ("vis", "ir")}
+        assert child_syntheses == 1 and child_hashes == expected
+        got = ds.read(ids[0], arrays=("vis", "ir"))  # the child's synthesis, from the shared slot
+        assert store.syntheses == 0 and {n: array_sha256(a) for n, a in got.items()} == expected
+        got["vis"][:] = 0  # callers get copies: the slot is not modified through them
+        assert array_sha256(ds.read(ids[0], arrays="vis")["vis"]) == expected["vis"]
+        clone = pickle.loads(pickle.dumps(ds))  # shared memory reaches forked processes only
+        assert clone.array_store._shared is None and array_sha256(clone.read(ids[0], arrays="vis")["vis"]) == \
+            expected["vis"]
+        assert clone.array_store.syntheses == 1
+        clone.close()
+
+
+def test_a_shared_slot_that_fails_the_check_is_synthesised_again(virtual_dataset):
+    with open_dataset(virtual_dataset) as ds:
+        sid = ds.samples(settings="haze")["sample_id"].iloc[0]
+        ds.prepare_workers([sid])
+        store = ds.array_store
+        shared = store._shared
+        index, offset, layout = shared._slots[sid]
+        shared._map[offset:offset + 64] = bytes(range(64))  # as if another process were writing it right now
+        shared._state[index] = 1
+        got = ds.read(sid, arrays="vis")["vis"]
+        assert store.syntheses == 1 and array_sha256(got) == ds.row(sid)["sha256_vis"]
+        shared._verified.clear()  # the slot was rewritten with the checked synthesis
+        ds.read(sid, arrays="vis")
+        assert store.syntheses == 1
+        with pytest.raises(ShardError, match="differs from the manifest's sha256"):  # a slot never bypasses the check
+            ref = ds._locate(sid)
+            ds._index[sid] = type(ref)(**{**ref.__dict__, "sha256": {**ref.sha256, "vis": "0" * 64}})
+            shared._verified.clear()
+            ds.read(sid, arrays="vis")
+
+
+def test_dataloader_workers_fill_the_shared_slots_once(small_dataset, virtual_dataset):  # noqa: F811
+    kw = dict(split="train", crop=64, augment=True, seed=3)
+    a, b = DeMMIDataset(small_dataset, **kw), DeMMIDataset(virtual_dataset, **kw)
+    ctx = multiprocessing.get_context("fork")
+    for epoch in range(2):
+        a.set_epoch(epoch)
+        b.set_epoch(epoch)
+        want = list(DataLoader(a, batch_size=4, num_workers=0))
+        got = list(DataLoader(b, batch_size=4, num_workers=2, multiprocessing_context=ctx))
+        for x, y in zip(want, got, strict=True):
+            assert all(torch.equal(x[n], y[n]) for n in ARRAYS)
+    store = b.store.array_store
+    degraded = {b.info(i).sample_id for i in range(len(b)) if b.info(i).setting != "clean"}
+    assert len(store._shared) == len(degraded) and store._shared._state.all()  # written by the workers
+    for i in range(len(b)):
+        b[i]
+    assert store.syntheses == 0  # this process synthesised nothing: every image came from a worker's slot
 
 
 # ---- section 2: fresh draws -----------------------------------------------------------------------------------

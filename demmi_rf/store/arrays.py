@@ -21,7 +21,17 @@ is one more class and one more table entry.
   the build's). Hashing costs well under a tenth of the synthesis it checks, so the check is never skipped: no
   array leaves a virtual store unchecked. Whole degraded images (both modalities of a sample) are kept in a
   per-process LRU bounded by bytes (``cache_bytes``), so the crops of one image and the VIS and IR of one sample
-  synthesise it once.
+  synthesise it once; the clean pair a synthesis decoded is kept in the same LRU, so the clean windows of an item
+  and the other settings of its pair do not decode it again.
+  **Shared between forked workers** (:meth:`VirtualArrayStore.share`, called by ``DeMMIDataset`` before a
+  DataLoader forks its workers): the degraded images of the chosen samples get fixed slots in one region of
+  anonymous shared memory (``mmap`` ``MAP_SHARED``, at most ``cache_bytes``) that forked processes inherit, so
+  the workers synthesise each image once between them, and re-forked workers (a new epoch without
+  ``persistent_workers``) find it there. A slot is written only with a synthesis that passed the check, and a
+  process serves a slot only after hashing it against the manifest's sha256 once (a slot caught half-written
+  is synthesised again), so nothing unchecked leaves the store through it either. ``share`` also runs every
+  setting's atoms once on a small blank pair, so that imports and lazily built tables (the ziggurat's) are
+  inherited by the workers instead of being built again in each one.
 
 A virtual dataset therefore has the same manifest, the same array sha256s and the same content hash as the
 materialized build of the same recipe, and returns the same bytes; it can only be read by a toolkit whose
@@ -32,10 +42,11 @@ enforces.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -241,7 +252,8 @@ class VirtualArrayStore(ArrayStore):
 
     ``card`` supplies the recipe (its ``degradations`` ranges); the seed, pair id, setting and expected
     parameters and sha256s come from each sample's :class:`SampleRef`. ``cache_bytes`` bounds the per-process LRU
-    of synthesised images (0: no cache)."""
+    of synthesised images and the clean pairs they were synthesised from (0: no cache), and the shared region of
+    :meth:`share`."""
 
     format = "virtual"
     materialized = False
@@ -256,42 +268,112 @@ class VirtualArrayStore(ArrayStore):
         self.ranges = _thaw(ranges)
         self.clean = HDF5ArrayStore(root, card, max_open_shards=max_open_shards, max_open_arrays=max_open_arrays)
         self.cache_bytes = max(0, int(cache_bytes))
-        self._cache: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+        #: per-process LRU: sample id -> its checked degraded images; (shard, path, shape) -> a decoded clean array
+        self._cache: OrderedDict[Any, Any] = OrderedDict()
         self._cached = 0
+        self._shared: SharedImages | None = None
         #: synthesis count in this process (measured by benchmarks/bench_virtual.py and the tests)
         self.syntheses = 0
 
     def read(self, ref: SampleRef, name: str, window: Window | None = None) -> np.ndarray:
         if not ref.degraded(name):
-            return self.clean.read(ref, name, window)
+            return self._clean_read(ref, name, window)
         return _window_copy(self.synthesised(ref)[name], window)
 
     def read_many(self, ref: SampleRef, names: Iterable[str], window: Window | None = None) -> dict[str, np.ndarray]:
         """Several arrays of a sample with at most one synthesis (VIS and IR come from one, even uncached)."""
         names = list(names)
         images = self.synthesised(ref) if any(map(ref.degraded, names)) else {}
-        return {n: _window_copy(images[n], window) if ref.degraded(n) else self.clean.read(ref, n, window)
+        return {n: _window_copy(images[n], window) if ref.degraded(n) else self._clean_read(ref, n, window)
                 for n in names}
 
+    def _clean_read(self, ref: SampleRef, name: str, window: Window | None) -> np.ndarray:
+        """A clean array (or window): from the decoded copy a synthesis left in the cache, else read from the shard
+        (window reads decode only the chunks they touch)."""
+        key = (ref.shard, ref.paths[name], ref.shape(name))
+        whole = self._cache.get(key)
+        if whole is None:
+            return self.clean.read(ref, name, window)
+        self._cache.move_to_end(key)
+        return _window_copy(whole, window)
+
+    def _clean_whole(self, ref: SampleRef, name: str) -> np.ndarray:
+        """A whole clean array for a synthesis (read-only; decoded once per process while it stays cached)."""
+        key = (ref.shard, ref.paths[name], ref.shape(name))
+        whole = self._cache.get(key)
+        if whole is not None:
+            self._cache.move_to_end(key)
+            return whole
+        whole = self.clean.read(ref, name)
+        whole.setflags(write=False)
+        self._remember(key, whole, whole.nbytes)
+        return whole
+
+    def _remember(self, key: Any, value: Any, size: int) -> None:
+        if size > self.cache_bytes:
+            return
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._cached -= _nbytes(old)
+        self._cache[key] = value
+        self._cached += size
+        while self._cached > self.cache_bytes:
+            _, gone = self._cache.popitem(last=False)
+            self._cached -= _nbytes(gone)
+
+    def share(self, refs: Sequence[SampleRef]) -> int:
+        """Prepare this process's store for forked readers (DataLoader workers), before they fork: give the
+        degraded images of ``refs`` (the first ones, in this order, that fit in ``cache_bytes``) slots in shared
+        memory that the forked processes inherit (:class:`SharedImages`), and build what every synthesis needs
+        once (imports, lazily computed tables) by running each of their settings on a small blank pair. Returns
+        the number of samples given a slot (0 without a cache, or where ``fork`` or shared ``mmap`` is not
+        available: then each process keeps its own cache). Calling it again replaces the region."""
+        self.warm_up(sorted({ref.setting for ref in refs if ref.changes_vis or ref.changes_ir}))
+        self._shared = None
+        if not self.cache_bytes or not hasattr(os, "fork") or not hasattr(mmap, "MAP_SHARED"):
+            return 0
+        shared = SharedImages(refs, self.cache_bytes)
+        self._shared = shared if len(shared) else None
+        return len(shared)
+
+    def warm_up(self, settings: Iterable[str]) -> None:
+        """Run :func:`demmi_rf.degrade` under each setting on a blank 32 x 32 pair (results discarded, errors
+        ignored: a real read reports them), so imports and the atoms' lazily built tables exist in this process
+        and are inherited by the processes it forks."""
+        from ..degradations.compose import degrade  # noqa: PLC0415 - OpenCV
+
+        vis, ir = np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32), np.uint8)
+        for setting in settings:
+            try:
+                degrade(vis, ir, setting, 0, pair_id="warm-up", ranges=self.ranges)
+            except Exception:  # noqa: BLE001, S112 - a warm-up only; the sample's own read reports the problem
+                continue
+
     def synthesised(self, ref: SampleRef) -> dict[str, np.ndarray]:
-        """The degraded arrays of a sample (read-only, checked), from the cache or synthesised now."""
+        """The degraded arrays of a sample (read-only, checked), from a cache or synthesised now."""
+        shared = self._shared
+        if shared is not None and ref.sample_id in shared:
+            images = shared.get(ref)
+            if images is None:
+                images = self._checked(ref)
+                shared.put(ref, images)
+            return images
         hit = self._cache.get(ref.sample_id)
         if hit is not None:
             self._cache.move_to_end(ref.sample_id)
             return hit
+        images = self._checked(ref)
+        self._remember(ref.sample_id, images, _nbytes(images))
+        return images
+
+    def _checked(self, ref: SampleRef) -> dict[str, np.ndarray]:
+        """A synthesis that passed :meth:`check`, its arrays read-only; :class:`ShardError` otherwise."""
         images = self.synthesise(ref)
         problem = self.check(ref, images)
         if problem:
             raise ShardError(problem)
         for image in images.values():
             image.setflags(write=False)
-        size = sum(a.nbytes for a in images.values())
-        if size <= self.cache_bytes:
-            self._cache[ref.sample_id] = images
-            self._cached += size
-            while self._cached > self.cache_bytes:
-                _, old = self._cache.popitem(last=False)
-                self._cached -= sum(a.nbytes for a in old.values())
         return images
 
     def synthesise(self, ref: SampleRef, stream_extra: tuple[object, ...] = ()) -> dict[str, Any]:
@@ -301,8 +383,8 @@ class VirtualArrayStore(ArrayStore):
         """
         from ..degradations.compose import degrade  # noqa: PLC0415 - OpenCV: imported on the first synthesis
 
-        vis = self.clean.read(ref, "vis_clean")
-        ir = self.clean.read(ref, "ir_clean")
+        vis = self._clean_whole(ref, "vis_clean")
+        ir = self._clean_whole(ref, "ir_clean")
         try:
             out = degrade(vis, ir, ref.setting, ref.seed, pair_id=ref.pair_id, ranges=self.ranges,
                           stream_extra=stream_extra)
@@ -336,12 +418,105 @@ class VirtualArrayStore(ArrayStore):
         self.clean.close()
         self._cache = OrderedDict()
         self._cached = 0
+        self._shared = None  # unmapped once no array of it is referenced any more
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_cache"] = OrderedDict()
         state["_cached"] = 0
+        state["_shared"] = None  # anonymous shared memory reaches forked processes only
         return state
+
+
+class SharedImages:
+    """Checked degraded images in one region of anonymous shared memory, one fixed slot per chosen sample.
+
+    ``mmap.mmap(-1, n)`` maps ``n`` bytes ``MAP_SHARED | MAP_ANONYMOUS``: processes forked after it was made
+    (DataLoader workers) see the same pages, and the memory is returned to the OS when the last of them unmaps
+    it; nothing is left behind if a process is killed. Layout: one state byte per slot (0 empty, 1 written),
+    then the slots, each the degraded arrays of one sample (C-order uint8: VIS then IR, as the setting degrades
+    them) at a 64-byte aligned offset; the slots of the first ``refs`` whose arrays fit in ``budget`` bytes.
+
+    Safety without locks: a slot is only written with arrays that passed the manifest check, and every synthesis
+    of a sample gives the same bytes, so two processes writing one slot write the same bytes. A process serves a
+    slot only after hashing each array against the manifest's sha256 once (:meth:`get`); a slot read while still
+    being written fails that check and is synthesised again. After the check the bytes can no longer change.
+    """
+
+    def __init__(self, refs: Sequence[SampleRef], budget: int):
+        self._slots: dict[str, tuple[int, int, tuple[tuple[str, tuple[int, ...]], ...]]] = {}
+        chosen: list[tuple[str, tuple[tuple[str, tuple[int, ...]], ...], int]] = []
+        total = 0
+        for ref in refs:
+            if ref.sample_id in self._slots or not (ref.changes_vis or ref.changes_ir):
+                continue
+            layout = tuple((m, ref.shape(m)) for m in ("vis", "ir") if ref.degraded(m))
+            size = _align(sum(int(np.prod(shape)) for _, shape in layout))
+            if total + size + _align(len(chosen) + 1) > budget:
+                continue
+            chosen.append((ref.sample_id, layout, size))
+            total += size
+        head = _align(len(chosen))
+        self._map = mmap.mmap(-1, max(1, head + total)) if chosen else None
+        offset = head
+        for index, (sid, layout, size) in enumerate(chosen):
+            self._slots[sid] = (index, offset, layout)
+            offset += size
+        self._state = np.frombuffer(self._map, np.uint8, len(chosen)) if self._map is not None else None
+        self._verified: set[int] = set()  # slots this process (or its parent, before the fork) hashed
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in self._slots
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes mapped (pages are only backed by memory once written)."""
+        return len(self._map) if self._map is not None else 0
+
+    def _views(self, ref: SampleRef) -> dict[str, np.ndarray] | None:
+        index, offset, layout = self._slots[ref.sample_id]
+        if layout != tuple((m, ref.shape(m)) for m in ("vis", "ir") if ref.degraded(m)):
+            return None  # not the sample the slot was made for (another manifest row with this id)
+        views = {}
+        for name, shape in layout:
+            n = int(np.prod(shape))
+            views[name] = np.frombuffer(self._map, np.uint8, n, offset).reshape(shape)
+            offset += n
+        return views
+
+    def get(self, ref: SampleRef) -> dict[str, np.ndarray] | None:
+        """The sample's checked arrays (read-only views into the region), or None when its slot is empty, holds
+        arrays that fail the check (being written right now), or does not fit ``ref``."""
+        index = self._slots[ref.sample_id][0]
+        if not self._state[index]:
+            return None
+        views = self._views(ref)
+        if views is None:
+            return None
+        if index not in self._verified:
+            if any(array_sha256(v) != ref.sha256[name] for name, v in views.items()):
+                return None
+            self._verified.add(index)
+        for view in views.values():
+            view.setflags(write=False)
+        return views
+
+    def put(self, ref: SampleRef, images: Mapping[str, np.ndarray]) -> None:
+        """Store a checked synthesis of the sample in its slot (a no-op when this process checked the slot's
+        arrays already; a slot that failed the check is overwritten: every writer writes the same bytes)."""
+        index = self._slots[ref.sample_id][0]
+        if index in self._verified:
+            return
+        views = self._views(ref)
+        if views is None:
+            return
+        for name, view in views.items():
+            view[...] = images[name]
+        self._verified.add(index)  # checked before it was written
+        self._state[index] = 1
 
 
 #: format name (the card's ``storage.array_format``) -> implementation
@@ -391,6 +566,15 @@ def _window_copy(image: np.ndarray, window: Window | None) -> np.ndarray:
     return image[y0 : y0 + h, x0 : x0 + w].copy()
 
 
+def _nbytes(value: Any) -> int:
+    """Bytes of a cache entry: an array or a dict of arrays."""
+    return value.nbytes if isinstance(value, np.ndarray) else sum(a.nbytes for a in value.values())
+
+
+def _align(n: int, to: int = 64) -> int:
+    return -(-n // to) * to
+
+
 def _thaw(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _thaw(v) for k, v in value.items()}
@@ -401,5 +585,5 @@ def _thaw(value: Any) -> Any:
 
 
 
-__all__ = ["ADAPTER_FOR_FORMAT", "ArrayStore", "HDF5ArrayStore", "SampleRef", "VirtualArrayStore", "array_format",
-           "build_storage", "is_virtual", "open_array_store", "refs_from_manifest"]
+__all__ = ["ADAPTER_FOR_FORMAT", "ArrayStore", "HDF5ArrayStore", "SampleRef", "SharedImages", "VirtualArrayStore",
+           "array_format", "build_storage", "is_virtual", "open_array_store", "refs_from_manifest"]

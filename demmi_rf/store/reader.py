@@ -234,6 +234,20 @@ class Dataset:
             self._fresh = fresh
         return self._fresh
 
+    def prepare_workers(self, sample_ids: Iterable[str], fresh: bool = False) -> int:
+        """Prepare this reader, in the process that will fork DataLoader workers and before it does, for reading
+        ``sample_ids``: the sample index is built here (not again in every worker); for a virtual dataset the
+        degraded images of those samples get slots in shared memory that the forked workers share
+        (:meth:`~demmi_rf.store.arrays.VirtualArrayStore.share`: each image synthesised once between them) and
+        every synthesis's imports and tables are built here; with ``fresh`` (fresh draws, never cached) only the
+        latter. Returns the number of samples given a shared slot. Called by ``DeMMIDataset``; readers that are
+        pickled to their workers (``spawn``) keep a cache per process instead."""
+        refs = [self._locate(sid) for sid in dict.fromkeys(sample_ids)]
+        if fresh:
+            self._fresh_store().warm_up(sorted({r.setting for r in refs if r.changes_vis or r.changes_ir}))
+            return 0
+        return self._store.share(refs) if isinstance(self._store, VirtualArrayStore) else 0
+
     @staticmethod
     def _names(arrays: Iterable[str]) -> list[str]:
         names = [arrays] if isinstance(arrays, str) else list(arrays)

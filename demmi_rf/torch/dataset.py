@@ -138,6 +138,9 @@ class DeMMIDataset(Dataset):
         if self.crop is not None:
             self._check_crop_fits()
         _check_shards(self.store, frame)
+        prepare = getattr(self.store, "prepare_workers", None)
+        if prepare is not None:  # before a DataLoader forks its workers: see Dataset.prepare_workers
+            prepare((it.sample_id for it in self._items), fresh=resample is not None)
         self.label_order = dataset_label_order(getattr(self.store, "settings", None) or frame["setting"].unique())
 
     # --- size, order, epoch ------------------------------------------------------------------------------
