@@ -410,6 +410,97 @@ def test_jpeg_alone_is_codec_dependent_and_the_docs_table_says_which():
     assert marked == {s.name for s in SPECS if s.codec_dependent}
 
 
+UINT8_FAST = tuple(s.name for s in SPECS if s.apply_uint8 is not None)
+
+#: edge tables per atom for the uint8 fast paths (beyond the defaults and the five severity levels)
+_EDGE_TABLES = {
+    "lowlight": [{"gain": 0.5, "gamma": 2.0, "shot": 0.0, "read": 0.0}, {"gain": 1.0, "gamma": 1.0, "shot": 100.0,
+                                                                         "read": 100.0}],
+    "overexposure": [{"gain": 16.0, "gamma": 0.05}, {"gain": 1.0, "gamma": 1.0}],
+    "motion": [{"length": [1, 2, 3, 4], "angle": [-360.0, 360.0]}, {"length": [201], "angle": [0.0, 180.0]},
+               {"length": 1, "angle": 45.0}],
+    "rain": [{"density": 1.0, "length": 201, "angle": 33.0, "intensity": 255.0},
+             {"density": 0.0, "length": 5, "angle": 0.0, "intensity": 80.0},
+             {"density": 0.3, "length": [1, 2], "angle": [-360.0, 360.0], "intensity": [0.0, 255.0]}],
+    "jpeg": [{"quality": [1, 2, 99, 100]}],
+    "lowcontrast": [{"alpha": 0.0, "beta": -255.0}, {"alpha": 1.0, "beta": 255.0}, {"alpha": [0.0, 1.0],
+                                                                                    "beta": [-255.0, 255.0]}],
+}
+
+
+def _uint8_images(modality: str, msrs_pair) -> list[np.ndarray]:
+    vis, ir = msrs_pair
+    rng = np.random.default_rng(5)
+    gray = [ir[100:164, 200:297], rng.integers(0, 256, (37, 53), dtype=np.uint8), np.full((1, 1), 255, np.uint8),
+            np.array([[0, 255, 128], [1, 254, 127]], np.uint8), ir]
+    if modality == "ir":
+        return gray
+    return [vis, vis[7:70, 13:140], rng.integers(0, 256, (29, 41, 3), dtype=np.uint8), *gray[:4]]
+
+
+def test_the_uint8_fast_paths_cover_the_atoms_that_gain_from_one():
+    # ir_noise and stripe_gain are an add of normals on the float32 image either way (docs, section 7 "Speed")
+    assert set(UINT8_FAST) == {"lowlight", "overexposure", "motion", "rain", "jpeg", "lowcontrast"}
+
+
+@pytest.mark.parametrize("name", UINT8_FAST)
+def test_apply_uint8_gives_the_float_paths_bytes_with_the_same_draws(name, msrs_pair):
+    """``apply_uint8(x)`` == ``quantize(apply(float32(x)))`` bit for bit, consuming the same words, on real, random,
+    tiny and extreme images, for the default ranges, every severity level and edge tables."""
+    from demmi_rf.degradations._arrays import quantize
+
+    spec = get(name)
+    tables = [spec.default_ranges, *({**spec.default_ranges, **lvl} for lvl in spec.severity),
+              *_EDGE_TABLES[name]]
+    case = 0
+    for image in _uint8_images(spec.modality, msrs_pair):
+        for table in tables:
+            case += 1
+            s1, s2 = stream(case), stream(case)
+            p1 = spec.draw(s1, image.astype(np.float32), table, atom=name)
+            p2 = spec.draw(s2, image, table, atom=name)
+            assert p1 == p2
+            want = quantize(spec.apply(image.astype(np.float32), s1, **p1))
+            got = spec.apply_uint8(image, s2, **p2)
+            assert got.dtype == np.uint8 and got.shape == image.shape, (name, image.shape, p1)
+            assert np.array_equal(got, want), (name, image.shape, p1, int(np.count_nonzero(got != want)))
+            assert s1.uniform() == s2.uniform()  # the same words were consumed
+    assert case >= 4 * len(tables)
+
+
+def test_degrade_of_an_atom_alone_equals_its_float_chain(msrs_record_pair):
+    """degrade() takes the uint8 path for an atom alone in its chain and the float chain in a mixture; both give
+    the float chain's bytes (the chain run here by hand with the composition's own generator)."""
+    from demmi_rf.degradations._arrays import quantize
+    from demmi_rf.degradations.compose import run_chain
+    from demmi_rf.rng import generator
+    from demmi_rf.settings import parse_setting
+
+    vis, ir, pair_id = msrs_record_pair.vis, msrs_record_pair.ir, "msrs/00004N"
+    for setting in (*UINT8_FAST, "motion+jpeg", "lowcontrast+ir_noise"):
+        s = parse_setting(setting)
+        got = degrade(vis, ir, s, SEED, pair_id=pair_id)
+        for modality, image in (("vis", vis), ("ir", ir)):
+            if not s.chain(modality):
+                continue
+            work, drawn = run_chain(image, s, modality, generator(SEED, pair_id, s.name, modality),
+                                    {a: get(a).default_ranges for a in s.atoms})
+            assert np.array_equal(getattr(got, modality), quantize(work)), (setting, modality)
+            assert all(got.params[a] == drawn[a] for a in drawn)
+
+
+def test_motions_numpy_scaling_equals_opencvs_and_opencvs_is_checked_per_length(monkeypatch, msrs_pair):
+    vis = msrs_pair[0][:90, :120]
+    fast = {(n, a): motion.blur_uint8(vis, n, a) for n in (1, 2, 3, 7, 15) for a in (0, 30, 90)}
+    assert all(motion._opencv_scales_exactly(n) for n in (1, 2, 3, 7, 15, 201))  # so the above used OpenCV
+    monkeypatch.setattr(motion, "_opencv_scales_exactly", lambda n: False)
+    assert all(np.array_equal(motion.blur_uint8(vis, n, a), y) for (n, a), y in fast.items())
+    s = np.arange(256 * 2, dtype=np.uint16).reshape(1, -1)  # sums of two cells
+    assert motion.line_sum_uint16(np.array([[255, 255]], np.uint8), ((0, 0), (1, 0))).tolist() == [[510, 510]]
+    with pytest.raises(ValueError, match="1..257 cells"):
+        motion.line_sum_uint16(s.astype(np.uint8), ((0, 0),) * 258)
+
+
 def test_lowcontrast_is_the_linear_map_and_scales_the_std(msrs_pair):
     x = real_ir(msrs_pair)
     y = ir_contrast.apply(x, alpha=0.5, beta=90.0)

@@ -53,3 +53,31 @@ def quantize(work: np.ndarray) -> np.ndarray:
     np.clip(work, 0.0, 255.0, out=work)
     np.rint(work, out=work)
     return work.astype(np.uint8)
+
+
+def lut_uint8(image: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table[image]`` for a uint8 ``image`` of any shape and a 256-entry ``table`` (uint8 or float32): a pure
+    gather (``cv2.LUT`` on a 2-D view), so the values are the table's bits exactly; a new array of the image's
+    shape and the table's dtype."""
+    import cv2
+
+    if image.dtype != np.uint8:
+        raise TypeError(f"lut_uint8 needs a uint8 image, got {image.dtype}")
+    table = np.ascontiguousarray(table)
+    if table.shape != (256,):
+        raise ValueError(f"lut_uint8 needs a 256-entry table, got shape {table.shape}")
+    if image.size == 0:
+        return np.empty(image.shape, table.dtype)
+    x = np.ascontiguousarray(image)
+    rows = x.reshape(x.shape[0], -1) if x.ndim >= 2 else x.reshape(1, -1)
+    return cv2.LUT(rows, table).reshape(image.shape)
+
+
+def pointwise_uint8(apply: Callable[..., np.ndarray], image: np.ndarray, **params: object) -> np.ndarray:
+    """``quantize(apply(float32(image), **params))`` for an atom whose ``apply`` is a deterministic per-element
+    function of the value (the same float32 operations on every element, no neighbours, no draws): ``apply`` runs
+    once on the 256 levels 0..255 and the quantised table is looked up (:func:`lut_uint8`). Each element's
+    operations are those of the full-image call, so the bytes are the same."""
+    levels = np.arange(256, dtype=np.float32)
+    table = quantize(apply(levels, None, inplace=True, **params))
+    return lut_uint8(image, table)

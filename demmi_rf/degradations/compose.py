@@ -110,6 +110,18 @@ def run_chain(
     return work, drawn
 
 
+def _alone_uint8(atom: Any, image: np.ndarray, stream: Stream, table: Mapping[str, Any]
+                 ) -> tuple[np.ndarray, dict[str, Any]]:
+    """An atom alone in its chain on a uint8 image, through its ``apply_uint8`` (the same draws and bytes as
+    ``quantize(atom.apply(float32(image)))``, without the float32 image): ``(uint8 image, drawn params)``."""
+    params = atom.draw(stream, image, table, atom=atom.name)
+    result = atom.apply_uint8(image, stream, **params)
+    if not isinstance(result, np.ndarray) or result.dtype != np.uint8 or result.shape != image.shape:
+        raise TypeError(f"atom {atom.name!r}: apply_uint8 must return a uint8 array of the image's shape "
+                        f"{image.shape}, got {_describe(result)}")
+    return result, params
+
+
 def degrade(
     vis: np.ndarray,
     ir: np.ndarray,
@@ -158,6 +170,12 @@ def degrade(
         if not s.chain(modality):
             continue
         stream = Stream(generator(seed, pair_id, s.name, modality, *stream_extra))
+        chain = s.chain(modality)
+        alone = chain[0] if len(chain) == 1 else None
+        if alone is not None and alone.apply_uint8 is not None and not (alone.family == "haze" and depth is not None):
+            table = s.atom_ranges(alone.name, ranges)
+            out[modality], drawn[alone.name] = _alone_uint8(alone, image, stream, table)
+            continue
         work, d = run_chain(image, s, modality, stream, ranges, depth if modality == "vis" else None)
         out[modality] = quantize(work)
         drawn.update(d)

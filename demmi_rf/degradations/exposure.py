@@ -40,7 +40,7 @@ import numpy as np
 from ..portable_math import exp_f64, log_f64
 from ..rng import Stream
 from . import _ranges
-from ._arrays import work_buffer
+from ._arrays import pointwise_uint8, work_buffer
 from .registry import STAGE_SENSOR, UNIFORM, AtomSpec, Param, register_atom
 
 #: the stage of the illumination family (``lowlight``, ``overexposure``): after the optics, before the noise
@@ -124,9 +124,15 @@ def apply(image: np.ndarray, rng: Stream | None = None, *, gain: float, gamma: f
     return tone_curve(image, gain, gamma, inplace=inplace)
 
 
+def apply_uint8(image: np.ndarray, rng: Stream | None = None, *, gain: float, gamma: float) -> np.ndarray:
+    """``quantize(apply(image))`` for a uint8 image: rint(clip(T)) looked up (on integer levels the curve is the
+    table T exactly; :func:`._arrays.pointwise_uint8`). Draws nothing."""
+    return pointwise_uint8(apply, image, gain=gain, gamma=gamma)
+
+
 SPEC = register_atom(AtomSpec(
     name="overexposure", label_index=7,
     family="illumination", modality="vis", stage=STAGE_ILLUMINATION, params=PARAMS,
     draw=draw, apply=apply, summary="over-exposure: Retinex illumination gain k > 1 with gamma < 1",
-    label="overexp k={gain:.2f} g={gamma:.2f}", severity=SEVERITY, random_apply=False,
+    label="overexp k={gain:.2f} g={gamma:.2f}", severity=SEVERITY, random_apply=False, apply_uint8=apply_uint8,
 ))

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
-from ._arrays import work_buffer
+from ._arrays import pointwise_uint8, work_buffer
 from .registry import STAGE_OPTICS, UNIFORM, AtomSpec, Param, register_atom
 
 PARAMS = (
@@ -60,9 +60,15 @@ def apply(image: np.ndarray, rng: Stream | None = None, *, alpha: float, beta: f
     return out
 
 
+def apply_uint8(image: np.ndarray, rng: Stream | None = None, *, alpha: float, beta: float) -> np.ndarray:
+    """``quantize(apply(image))`` for a uint8 image: the map on the 256 levels, quantised, then a table look-up
+    (:func:`._arrays.pointwise_uint8`; the same bytes, one pass over the image). Draws nothing."""
+    return pointwise_uint8(apply, image, alpha=alpha, beta=beta)
+
+
 SPEC = register_atom(AtomSpec(
     name="lowcontrast", label_index=11,
     family="ir_contrast", modality="ir", stage=STAGE_OPTICS, params=PARAMS, draw=draw,
     apply=apply, summary="IR low contrast: linear gain alpha < 1 and offset beta",
-    label="lowcontrast a={alpha:.2f} b={beta:.0f}", severity=SEVERITY, random_apply=False,
+    label="lowcontrast a={alpha:.2f} b={beta:.0f}", severity=SEVERITY, random_apply=False, apply_uint8=apply_uint8,
 ))

@@ -114,9 +114,17 @@ def apply(image: np.ndarray, rng: Stream | None = None, *, quality: int, inplace
     return dec.astype(np.float32)
 
 
+def apply_uint8(image: np.ndarray, rng: Stream | None = None, *, quality: int) -> np.ndarray:
+    """``quantize(apply(image))`` for a uint8 image: the decoded JPEG itself (:func:`apply` rounds a uint8-valued
+    input to itself and returns integers in [0, 255], which the final rounding keeps). Draws nothing."""
+    if image.size == 0:
+        return image.copy()
+    return compress(image, quality)
+
+
 SPEC = register_atom(AtomSpec(
     name="jpeg", label_index=10,
     family="jpeg", modality="vis", stage=STAGE_PROCESSING, params=PARAMS, draw=draw, apply=apply,
     summary="JPEG compression (libjpeg-turbo via OpenCV, 4:2:0, islow DCT)", label="jpeg q={quality}",
-    severity=SEVERITY, random_apply=False, codec=codec,
+    severity=SEVERITY, random_apply=False, codec=codec, apply_uint8=apply_uint8,
 ))

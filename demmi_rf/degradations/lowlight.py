@@ -36,7 +36,8 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
-from .exposure import STAGE_ILLUMINATION, tone_curve
+from ._arrays import lut_uint8, quantize
+from .exposure import STAGE_ILLUMINATION, tone_curve, tone_table
 from .registry import UNIFORM, AtomSpec, Param, as_stream, register_atom
 
 PARAMS = (
@@ -80,9 +81,31 @@ def apply(image: np.ndarray, rng: Stream, *, gain: float, gamma: float, shot: fl
     return out
 
 
+def apply_uint8(image: np.ndarray, rng: Stream, *, gain: float, gamma: float, shot: float = 0.0,
+                read: float = 0.0) -> np.ndarray:
+    """``quantize(apply(image))`` for a uint8 image, with the same draws: on integer levels u = T[x] and the
+    standard deviation √max(u·a + b², 0) are functions of the level alone, so both are computed on the 256
+    levels with :func:`apply`'s float32 operations and looked up; then the same normals, n·s, u + n·s."""
+    if not (shot >= 0 and read >= 0):
+        raise ValueError(f"lowlight noise parameters must be >= 0, got shot={shot!r}, read={read!r}")
+    table = tone_table(gain, gamma)
+    if shot == 0 and read == 0:
+        return lut_uint8(image, quantize(table.copy()))
+    sd = np.multiply(table, np.float32(shot))
+    sd += np.float32(read * read)
+    np.maximum(sd, np.float32(0.0), out=sd)
+    np.sqrt(sd, out=sd)
+    out = lut_uint8(image, table)
+    n = as_stream(rng).normal(out.shape, 1.0)
+    n *= lut_uint8(image, sd)
+    out += n
+    return quantize(out)
+
+
 SPEC = register_atom(AtomSpec(
     name="lowlight", label_index=6,
     family="illumination", modality="vis", stage=STAGE_ILLUMINATION, params=PARAMS,
     draw=draw, apply=apply, summary="low light: Retinex illumination gain k < 1, gamma > 1, shot + read noise",
     label="lowlight k={gain:.2f} g={gamma:.2f} a={shot:.2f} b={read:.1f}", severity=SEVERITY,
+    apply_uint8=apply_uint8,
 ))

@@ -53,7 +53,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
-from ._arrays import filter_float32
+from ._arrays import filter_float32, quantize
 from .registry import CHOICE, STAGE_OPTICS, UNIFORM, AtomSpec, Param, register_atom
 
 PARAMS = (
@@ -193,6 +193,80 @@ def line_sum(image: np.ndarray, cells: Sequence[tuple[int, int]], scale: float |
     return out
 
 
+#: the most cells whose sum of uint8 values stays exact in uint16 (257 · 255 = 65535)
+_UINT16_CELLS = 257
+
+
+def line_sum_uint16(image: np.ndarray, cells: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``Σ_j x[· + dy_j, · + dx_j]`` of a uint8 H x W (x C) ``image`` over at most 257 ``cells`` (reflect-101
+    borders, the padding of :func:`line_sum`), as uint16 H x (W·C): integer sums, exact in any order (every sum
+    is at most 257 · 255 = 65535), so they equal the float32 sums of :func:`line_sum` on the same image (whose
+    partial sums are integers below 2²⁴, hence exact too). Whole-image ``cv2.add`` passes (no strips)."""
+    import cv2
+
+    x = np.ascontiguousarray(image)
+    if x.dtype != np.uint8 or x.ndim not in (2, 3) or not 1 <= len(cells) <= _UINT16_CELLS:
+        raise ValueError(f"line_sum_uint16 needs a uint8 H x W (x C) image and 1..{_UINT16_CELLS} cells, got "
+                         f"{x.dtype} {x.shape} and {len(cells)} cells")
+    h, w = x.shape[:2]
+    c = 1 if x.ndim == 2 else x.shape[2]
+    px = max(abs(dx) for dx, _ in cells)
+    py = max(abs(dy) for _, dy in cells)
+    src = x.reshape(h, w) if c == 1 else x
+    padded = cv2.copyMakeBorder(src, py, py, px, px, cv2.BORDER_REFLECT_101)  # as line_sum pads
+    p = padded.reshape(h + 2 * py, (w + 2 * px) * c).astype(np.uint16)
+    wc = w * c
+    views = [p[py + dy : py + dy + h, (px + dx) * c : (px + dx) * c + wc] for dx, dy in cells]
+    if len(views) == 1:
+        return np.ascontiguousarray(views[0])
+    total = cv2.add(views[0], views[1])
+    for v in views[2:]:
+        cv2.add(total, v, dst=total)
+    return total
+
+
+@lru_cache(maxsize=512)
+def _opencv_scales_exactly(length: int) -> bool:
+    """Whether ``cv2.convertScaleAbs(S, alpha=fl32(1/L))`` gives rint(clip(fl32(S)·fl32(1/L))) (round half to even)
+    for *every* sum S = 0..255·L, both on its vectorised path (one contiguous row) and its scalar path (a column
+    of a wider array): checked once per process and length, so the fast path can never change a byte."""
+    import cv2
+
+    n = 255 * length + 1
+    levels = np.arange(n, dtype=np.uint16)
+    want = levels.astype(np.float32)
+    want *= np.float32(1.0 / length)
+    want = quantize(want)
+    alpha = float(np.float32(1.0 / length))
+    row = cv2.convertScaleAbs(levels.reshape(1, n), alpha=alpha).reshape(n)
+    wide = np.zeros((n, 2), np.uint16)
+    wide[:, 0] = levels
+    column = cv2.convertScaleAbs(wide[:, :1], alpha=alpha).reshape(n)
+    return bool(np.array_equal(row, want) and np.array_equal(column, want))
+
+
+def blur_uint8(image: np.ndarray, length: int, angle: int) -> np.ndarray:
+    """``quantize(blur(float32(image), L, θ))`` for a uint8 image, computed on integers: the cell sums S exactly
+    in uint16 (:func:`line_sum_uint16`), then y = rint(clip(fl32(S)·fl32(1/L))), the float path's last step on
+    the same S, by ``cv2.convertScaleAbs`` when it provably rounds exactly so for this L
+    (:func:`_opencv_scales_exactly`), else with numpy."""
+    import cv2
+
+    cells = line_cells(length, angle)
+    x = np.asarray(image)
+    if x.size == 0 or len(cells) > _UINT16_CELLS:
+        return quantize(blur(x.astype(np.float32), length, angle))
+    total = line_sum_uint16(x, cells)
+    n = len(cells)
+    if _opencv_scales_exactly(n):
+        out = cv2.convertScaleAbs(total, alpha=float(np.float32(1.0 / n)))
+    else:  # pragma: no cover - an OpenCV whose conversion rounds otherwise
+        work = total.astype(np.float32)
+        work *= np.float32(1.0 / n)
+        out = quantize(work)
+    return out.reshape(x.shape)
+
+
 def blur(image: np.ndarray, length: int, angle: int, out: np.ndarray | None = None) -> np.ndarray:
     """``K_{L,θ} * image`` (float32, reflect-101), in the fixed order of the module docstring."""
     cells = line_cells(length, angle)
@@ -205,9 +279,15 @@ def apply(image: np.ndarray, rng: Stream | None = None, *, length: int, angle: i
     return filter_float32(image, inplace, lambda src, out=None: blur(src, length, angle, out=out))
 
 
+def apply_uint8(image: np.ndarray, rng: Stream | None = None, *, length: int, angle: int) -> np.ndarray:
+    """``quantize(apply(image))`` for a uint8 image (:func:`blur_uint8`: integer sums, the same bytes). Draws
+    nothing."""
+    return blur_uint8(image, length, angle)
+
+
 SPEC = register_atom(AtomSpec(
     name="motion", label_index=8,
     family="motion", modality="vis", stage=STAGE_OPTICS + 2, params=PARAMS, draw=draw,
     apply=apply, summary="linear motion blur (line kernel of length L at angle θ)",
-    label="motion L={length} a={angle}", severity=SEVERITY, random_apply=False,
+    label="motion L={length} a={angle}", severity=SEVERITY, random_apply=False, apply_uint8=apply_uint8,
 ))

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
-from ._arrays import work_buffer
+from ._arrays import quantize, work_buffer
 from .motion import line_cells, line_sum, round_angle
 from .registry import CHOICE, STAGE_SCENE, UNIFORM, AtomSpec, Param, as_stream, register_atom
 
@@ -67,15 +67,20 @@ def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = 
     return p
 
 
-def streaks(shape: tuple[int, int], rng: Stream, density: float, length: int, angle: int) -> np.ndarray:
-    """S: the float32 H x W streak count of the module docstring (draws H·W uniforms)."""
+def _counts(shape: tuple[int, int], rng: Stream, density: float, length: int, angle: int) -> np.ndarray:
+    """S as uint8 when L < 256 (counts <= L stay exact: OpenCV's saturating add never saturates), else float32."""
     h, w = shape
     cells = line_cells(length, angle)
     u = as_stream(rng).uniforms(h * w).reshape(h, w)
     mask = (u < float(density)).view(np.uint8)  # 0/1
-    if len(cells) < 256:  # counts <= L stay exact in uint8 (OpenCV's saturating add never saturates)
-        return line_sum(mask, cells, out=mask).astype(np.float32)
+    if len(cells) < 256:
+        return line_sum(mask, cells, out=mask)
     return line_sum(mask.astype(np.float32), cells)
+
+
+def streaks(shape: tuple[int, int], rng: Stream, density: float, length: int, angle: int) -> np.ndarray:
+    """S: the float32 H x W streak count of the module docstring (draws H·W uniforms)."""
+    return _counts(shape, rng, density, length, angle).astype(np.float32, copy=False)
 
 
 def apply(image: np.ndarray, rng: Stream, *, density: float, length: int, angle: int, intensity: float,
@@ -94,9 +99,37 @@ def apply(image: np.ndarray, rng: Stream, *, density: float, length: int, angle:
     return out
 
 
+def apply_uint8(image: np.ndarray, rng: Stream, *, density: float, length: int, angle: int,
+                intensity: float) -> np.ndarray:
+    """``quantize(apply(image))`` for a uint8 image, with the same draws: where S = 0 the float path gives
+    x + 0 = x, so only the streak pixels are computed, each as fl32(x + fl32(S·fl32(s))) then rounded (the
+    values t of :func:`apply` per count S = 0..L, the same single addition)."""
+    x = np.asarray(image)
+    h, w = x.shape[:2]
+    counts = _counts((h, w), rng, density, length, angle)
+    if counts.dtype != np.uint8:  # L >= 256: the float path as it is
+        out = x.astype(np.float32)
+        t = counts
+        t *= np.float32(intensity)
+        out += t if out.ndim == 2 else t[:, :, None]
+        return quantize(out)
+    out = x.copy()
+    where = np.flatnonzero(counts)
+    if where.size:
+        t = np.arange(length + 1, dtype=np.float32)
+        t *= np.float32(intensity)  # t[k] = fl32(k·fl32(s)), the value apply adds on a count k
+        add = t[counts.reshape(-1)[where]]
+        flat = out.reshape(h * w, -1)  # one row per pixel, its channels along the row
+        pixels = flat[where].astype(np.float32)
+        pixels += add[:, None]
+        flat[where] = quantize(pixels)
+    return out
+
+
 SPEC = register_atom(AtomSpec(
     name="rain", label_index=9,
     family="rain", modality="vis", stage=STAGE_SCENE + 2, params=PARAMS, draw=draw, apply=apply,
     summary="additive rain streaks (sparse drops blurred along a line)",
     label="rain p={density:.4f} L={length} a={angle} s={intensity:.0f}", severity=SEVERITY,
+    apply_uint8=apply_uint8,
 ))
