@@ -17,8 +17,10 @@ the last stage of the VIS chain (``STAGE_PROCESSING``: the camera's or the web's
 decoded uint8 image as float32, and the composition's final rounding leaves it unchanged.
 
 **Colour order.** The codec is OpenCV's (``cv2.imencode`` / ``cv2.imdecode``), which expects BGR: the RGB
-image is handed over as BGR and the result turned back, so the luma weights fall on the right channels
-(passing RGB straight in, a common slip, gives R the weight of B in Y and changes the chroma errors).
+image is handed over as BGR and the result turned back (decoded straight to RGB with ``IMREAD_COLOR_RGB`` where
+OpenCV has it, >= 4.10: libjpeg-turbo's RGB output holds the same values as its BGR output, swapped), so the
+luma weights fall on the right channels (passing RGB straight in, a common slip, gives R the weight of B in Y
+and changes the chroma errors).
 
 **Portability.** OpenCV ships libjpeg-turbo; its integer DCT, colour conversion and fancy upsampling are
 bit-exact between its SIMD and plain C code paths. Checked in the tests: the bytes equal those of Pillow's
@@ -35,7 +37,9 @@ Registered atom (:mod:`.registry`): ``jpeg`` (family ``jpeg``, VIS, stage :data:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -84,15 +88,36 @@ def compress(image: np.ndarray, quality: int) -> np.ndarray:
     squeeze = image.ndim == 3 and image.shape[2] == 1
     src = image[:, :, 0] if squeeze else image
     colour = src.ndim == 3
-    if colour:
-        src = cv2.cvtColor(src, cv2.COLOR_RGB2BGR)  # a pure channel swap
+    if colour:  # a pure channel swap into a reused per-thread buffer (no fresh pages per call)
+        src = cv2.cvtColor(src, cv2.COLOR_RGB2BGR, dst=_bgr_buffer(src.shape))
     ok, buf = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # pragma: no cover - OpenCV encodes any non-empty uint8 image
         raise RuntimeError("the JPEG encoder failed")
-    out = cv2.imdecode(buf, cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE)
-    if colour:
-        out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+    if not colour:
+        out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    elif _rgb_decode_flag() is not None:  # libjpeg-turbo writes RGB, not BGR: the same values in our channel order
+        out = cv2.imdecode(buf, _rgb_decode_flag())
+    else:  # pragma: no cover - OpenCV < 4.10
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB, dst=out)
     return out[:, :, None] if squeeze else out
+
+
+_local = threading.local()
+
+
+def _bgr_buffer(shape: tuple[int, ...]) -> np.ndarray:
+    buf = getattr(_local, "bgr", None)
+    if buf is None or buf.shape != shape:
+        buf = _local.bgr = np.empty(shape, np.uint8)
+    return buf
+
+
+@lru_cache(maxsize=1)
+def _rgb_decode_flag() -> int | None:
+    import cv2
+
+    return getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10: decode straight to RGB
 
 
 def apply(image: np.ndarray, rng: Stream | None = None, *, quality: int, inplace: bool = False) -> np.ndarray:
