@@ -4,13 +4,16 @@
    materialized and ``--virtual``; shards + manifest as the card counts them (``card["bytes"]``). Goal: virtual
    <= 1/8 of materialized. Both builds are checked to have the same content hash.
 2. Throughput: 128x128 crops with flips/rotations, batch 8, 2 DataLoader workers (persistent), ``--epochs`` epochs,
-   shuffled, over the train split; samples/s = items / wall time from DataLoader creation to the end of the last
-   epoch (worker start-up included), median of ``--rounds`` alternated rounds, and CPU ms per item (main process +
-   workers). Loaders: the PNG folder (``cv2.imread`` of four whole PNGs, then crop: how fusion repositories load),
-   the virtual dataset with its per-process cache of synthesised images (default bound) and without it
-   (``cache_bytes=0``: every item synthesised), and the materialized dataset for reference. All serve the same
-   items with the same random choices; the script checks that they return identical tensors first. Goal: virtual
-   >= 2x the PNG folder.
+   shuffled, over the train split; samples/s = items / wall time from the loader's *construction* (the
+   ``DeMMIDataset``, which for a virtual dataset prepares the shared slots and warms the synthesis in the parent)
+   through DataLoader creation (worker start-up) to the end of the last epoch; every round builds every loader
+   anew, so no round starts from another's caches. Median of ``--rounds`` alternated rounds, and CPU ms per item
+   (main process + workers, construction included). Loaders: the PNG folder (``cv2.imread`` of four whole PNGs,
+   then crop: how fusion repositories load), the virtual dataset with its caches (default bound: shared slots
+   between the forked workers, per-process LRU) and without them (``cache_bytes=0``: every item synthesised), and
+   the materialized dataset for reference. All serve the same items with the same random choices; the script
+   checks that they return identical tensors first. The load average is printed with every run (the machine may
+   be shared). Goal: virtual >= 2x the PNG folder.
 
     python benchmarks/bench_virtual.py                    # embedded samples, v1 recipe
     python benchmarks/bench_virtual.py --source DIR --epochs 3 --rounds 3
@@ -19,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -26,7 +30,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import loader_throughput
+from _common import cpu_seconds, loader_throughput
 
 from demmi_rf.builder import build_dataset
 from demmi_rf.store import open_dataset
@@ -67,42 +71,46 @@ def main() -> None:
               f"(goal <= 1/8: {'met' if vb * 8 <= mb else 'NOT met'})")
 
         kw = dict(split="train", crop=args.crop, augment=True, seed=args.seed)
-        loaders = {
-            "png": None,
-            "virtual": DeMMIDataset(open_dataset(vir_root), **kw),
-            "virtual-nocache": DeMMIDataset(open_dataset(vir_root, cache_bytes=0), **kw),
-            "materialized": DeMMIDataset(mat_root, **kw),
-        }
-        ref = loaders["virtual"]
+        ref = DeMMIDataset(open_dataset(vir_root), **kw)
         ids = [ref.info(i).sample_id for i in range(len(ref))]
         png_dir = export_png_folder(mat, Path(tmp) / "png", ids)
-        loaders["png"] = PNGFolderDataset(png_dir, **{k: v for k, v in kw.items() if k != "split"})
+        factories = {  # every round builds its loaders anew: no round inherits another's caches
+            "png": lambda: PNGFolderDataset(png_dir, **{k: v for k, v in kw.items() if k != "split"}),
+            "virtual": lambda: DeMMIDataset(open_dataset(vir_root), **kw),
+            "virtual-nocache": lambda: DeMMIDataset(open_dataset(vir_root, cache_bytes=0), **kw),
+            "materialized": lambda: DeMMIDataset(open_dataset(mat_root), **kw),
+        }
+        checked = {name: make() for name, make in factories.items()}
         for i in range(min(8, len(ref))):
-            items = {name: ds[i] for name, ds in loaders.items()}
+            items = {name: ds[i] for name, ds in checked.items()}
             for key in ("vis", "ir", "vis_clean", "ir_clean"):
                 if not all(torch.equal(items["png"][key], it[key]) for it in items.values()):
                     sys.exit(f"loaders disagree on item {i} {key}")
-        for ds in loaders.values():  # start every timing round from cold caches (fresh workers, empty parent)
-            store = getattr(ds, "store", None)
-            if store is not None:
-                store.close()
+        del checked, items
         print(f"2. throughput: train split, {len(ref)} items, crop {args.crop}, augment, batch {args.batch}, "
-              f"{args.workers} workers (persistent), {args.epochs} epochs, shuffled; torch {torch.__version__}")
-        rates: dict[str, list[float]] = {k: [] for k in loaders}
-        cpu: dict[str, list[float]] = {k: [] for k in loaders}
+              f"{args.workers} workers (persistent), {args.epochs} epochs, shuffled, loader construction included; "
+              f"torch {torch.__version__}, {os.cpu_count()} CPUs")
+        rates: dict[str, list[float]] = {k: [] for k in factories}
+        cpu: dict[str, list[float]] = {k: [] for k in factories}
         for _ in range(args.rounds):
-            for name, ds in loaders.items():
-                rate, n, dt, ms = run(ds, args.epochs, args.batch, args.workers, args.seed)
+            for name, make in factories.items():
+                c0, t0 = cpu_seconds(), time.perf_counter()
+                ds = make()
+                built, built_cpu = time.perf_counter() - t0, cpu_seconds() - c0
+                _, n, dt, ms = run(ds, args.epochs, args.batch, args.workers, args.seed)
+                del ds
+                rate, ms = n / (built + dt), ms + built_cpu / n * 1e3
                 rates[name].append(rate)
                 cpu[name].append(ms)
-                print(f"   {name:16s} {n} items in {dt:6.2f} s = {rate:7.1f} samples/s, {ms:6.2f} CPU ms/item",
+                print(f"   {name:16s} {n} items in {built + dt:6.2f} s (construction {built * 1e3:4.0f} ms) = "
+                      f"{rate:7.1f} samples/s, {ms:6.2f} CPU ms/item, load average {os.getloadavg()[0]:.1f}",
                       flush=True)
         med = {k: statistics.median(v) for k, v in rates.items()}
         ms = {k: statistics.median(v) for k, v in cpu.items()}
         print(f"   medians of {args.rounds} alternated rounds:")
-        for name in loaders:
+        for name in factories:
             print(f"   {name:16s} {med[name]:7.1f} samples/s ({med[name] / med['png']:.2f}x PNG), "
-                  f"{ms[name]:6.2f} CPU ms/item")
+                  f"{ms[name]:6.2f} CPU ms/item ({ms['png'] / ms[name]:.2f}x less than PNG)")
         ratio = med["virtual"] / med["png"]
         print(f"   virtual / PNG = {ratio:.2f}x (goal >= 2x: {'met' if ratio >= 2 else 'NOT met'})")
         # the cache: syntheses per item read, in one process over the epochs (crop windows of cached images)

@@ -67,6 +67,8 @@ FORMAT_KEY = "array_format"
 DEFAULT_FORMAT = "hdf5"
 #: default byte bound of a virtual store's per-process cache of synthesised images
 DEFAULT_CACHE_BYTES = 256 << 20
+#: (setting, recipe ranges) already run once in this process by :meth:`VirtualArrayStore.warm_up`
+_WARM: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -343,11 +345,15 @@ class VirtualArrayStore(ArrayStore):
         from ..degradations.compose import degrade  # noqa: PLC0415 - OpenCV
 
         vis, ir = np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32), np.uint8)
+        ranges = json.dumps(self.ranges, sort_keys=True, default=repr)
         for setting in settings:
+            if (setting, ranges) in _WARM:  # what it builds lives as long as the process
+                continue
             try:
                 degrade(vis, ir, setting, 0, pair_id="warm-up", ranges=self.ranges)
             except Exception:  # noqa: BLE001, S112 - a warm-up only; the sample's own read reports the problem
                 continue
+            _WARM.add((setting, ranges))
 
     def synthesised(self, ref: SampleRef) -> dict[str, np.ndarray]:
         """The degraded arrays of a sample (read-only, checked), from a cache or synthesised now."""
