@@ -1,15 +1,21 @@
-"""CPU cost of ``demmi fuse`` with a small TG-ECNet configuration on one 640x480 pair, as a ratio to what its
-FLOP count would take at the machine's measured convolution throughput.
+"""CPU cost of ``demmi fuse`` with a small TG-ECNet configuration on one 640x480 pair, before and after the CPU
+inference fast path, as ratios to what the model's FLOP count would take at the machine's measured convolution
+throughput.
 
 Measured in one run, on ``--threads`` threads (default 1):
 
 * ``conv_gflops``: a dense 3x3 convolution (64 -> 64 channels, 240x320), the best case of the machine;
 * ``model_gflop``: FLOPs of one fused 640x480 image (both restorer passes and the fusion head), counted by
   ``torch.utils.flop_counter`` (a multiply-add counts 2);
-* per variant (``nchw``: the default; ``channels_last``: ``demmi fuse --channels-last``): seconds per image
-  through :class:`tgecnet_ref.infer.Fuser` (best of ``--repeat``), and ``ratio_to_flop_time`` = seconds /
-  (model_gflop / conv_gflops): 1 would be a model running at dense-convolution speed;
-* the five most expensive modules of the default variant.
+* per variant, seconds per image through :class:`tgecnet_ref.infer.Fuser` (best of ``--repeat`` in each of
+  ``--rounds`` fresh processes, the variants taking turns so that a change of machine load hits all of them) and
+  ``ratio_to_flop_time`` = seconds / (model_gflop / conv_gflops) (1 would be a model running at dense-convolution
+  speed), ``speedup`` against ``reference``, and the largest difference of its fused luminance from the reference
+  one. Variants: ``reference`` (``Fuser(fast=False)``, the path before the fast path existed), ``reference_reuse``
+  (the same plus :func:`tgecnet_ref.infer.reuse_freed_memory`: the allocator's share), ``fast`` (``Fuser()``, the
+  default), ``channels_last`` (``Fuser(channels_last=True)``). Each variant runs in its own process because the
+  allocator setting is process-wide;
+* the five most expensive top-level modules of the ``reference`` and ``fast`` variants.
 
     python benchmarks/cpu_fuse_profile.py --config tiny --out cpu_fuse.json
 """
@@ -20,12 +26,22 @@ import argparse
 import collections
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+VARIANTS = {
+    "reference": {"fast": False},
+    "reference_reuse": {"fast": False},
+    "fast": {},
+    "channels_last": {"channels_last": True},
+}
 
 
 def conv_gflops(repeat: int) -> float:
@@ -41,47 +57,33 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def main(argv: list[str] | None = None) -> dict:
-    from torch.utils.flop_counter import FlopCounterMode
+def _pair() -> tuple[np.ndarray, np.ndarray]:
+    vis, ir = np.random.default_rng(0).integers(0, 256, (2, 480, 640), dtype=np.uint8)
+    return vis, ir
 
-    from tgecnet_ref.config import load_config
-    from tgecnet_ref.infer import Fuser
-    from tgecnet_ref.model import TGECNet
-    from tgecnet_ref.train.checkpoint import save_checkpoint
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="tiny")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cfg = load_config(args.config)
-    torch.manual_seed(0)
-    model = TGECNet(cfg.model).eval()
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"cpu_fuse_{os.getpid()}.pt"
-    save_checkpoint(work, {"stage": 2, "config": cfg.to_dict(), "model": model.state_dict()})
-    rng = np.random.default_rng(0)
-    vis, ir = rng.integers(0, 256, (2, 480, 640), dtype=np.uint8)
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(torch.rand(1, 1, 480, 640), torch.rand(1, 1, 480, 640))
-    report: dict = {"config": args.config, "threads": args.threads, "torch": torch.__version__,
-                    "load_average": os.getloadavg()[0], "model_gflop": round(fc.get_total_flops() / 1e9, 2),
-                    "conv_gflops": round(conv_gflops(args.repeat), 2), "variants": {}}
-    flop_time = report["model_gflop"] / report["conv_gflops"]
-    outputs = {}
-    for name, kw in (("nchw", {}), ("channels_last", {"channels_last": True})):
-        fuser = Fuser(work, device="cpu", **kw)
-        fuser.fuse_luminance(vis[:64, :64], ir[:64, :64])  # warm-up
-        def once(name: str = name, fuser: Fuser = fuser) -> None:
-            outputs[name] = fuser.fuse_luminance(vis, ir)
+def _child(variant: str, ckpt: Path, threads: int, repeat: int, npy: Path, profile: bool) -> dict:
+    """One variant in this (fresh) process: best seconds of ``repeat`` fuses, the output saved to ``npy``."""
+    from tgecnet_ref.infer import Fuser, reuse_freed_memory
 
-        best = min(_timed(once) for _ in range(args.repeat))
-        report["variants"][name] = {"seconds": round(best, 2), "ratio_to_flop_time": round(best / flop_time, 1)}
-    report["channels_last_speedup"] = round(report["variants"]["nchw"]["seconds"]
-                                            / report["variants"]["channels_last"]["seconds"], 2)
-    report["channels_last_mean_abs_diff"] = float(np.abs(outputs["nchw"] - outputs["channels_last"]).mean())
-    # where the time goes (default variant), per top-level module
+    torch.set_num_threads(threads)
+    if variant == "reference_reuse":
+        reuse_freed_memory()
+    fuser = Fuser(ckpt, device="cpu", **VARIANTS[variant])
+    vis, ir = _pair()
+    fuser.fuse_luminance(vis[:64, :64], ir[:64, :64])  # warm-up
+    out: list[np.ndarray] = []
+    best = min(_timed(lambda: out.append(fuser.fuse_luminance(vis, ir))) for _ in range(repeat))
+    np.save(npy, out[-1])
+    result = {"seconds": best}
+    if profile:
+        result["top_modules_s"] = _top_modules(fuser)
+    return result
+
+
+def _top_modules(fuser) -> dict[str, float]:
+    """Seconds per top-level module of the restorer and the fusion head in one more fuse."""
+    model = fuser.model
     times: collections.Counter = collections.Counter()
     hooks = []
     for part_name, part in (("restorer", model.restorer), ("fusion", model.fusion)):
@@ -90,12 +92,87 @@ def main(argv: list[str] | None = None) -> dict:
             hooks.append(mod.register_forward_pre_hook(lambda m, i: setattr(m, "_t0", time.perf_counter())))
             hooks.append(mod.register_forward_hook(
                 lambda m, i, o, key=key: times.__setitem__(key, times[key] + time.perf_counter() - m._t0)))
-    with torch.no_grad():
-        model(torch.rand(1, 1, 480, 640), torch.rand(1, 1, 480, 640))
+    vis, ir = _pair()
+    fuser.fuse_luminance(vis, ir)
     for h in hooks:
         h.remove()
-    report["top_modules_s"] = {k: round(v, 2) for k, v in times.most_common(5)}
-    work.unlink()
+    return {k: round(v, 2) for k, v in times.most_common(5)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="tiny")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=2, help="timed fuses per process (best counts)")
+    ap.add_argument("--rounds", type=int, default=2, help="fresh processes per variant, variants taking turns")
+    ap.add_argument("--variants", default="reference,reference_reuse,fast",
+                    help=f"comma-separated, from {','.join(VARIANTS)} (the first is the baseline)")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--ckpt", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--npy", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        result = _child(args.child, args.ckpt, args.threads, args.repeat, args.npy, args.profile)
+        print(json.dumps(result))
+        return result
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or not variants:
+        ap.error(f"--variants: unknown {unknown}, choose from {list(VARIANTS)}")
+    return _parent(args, variants)
+
+
+def _parent(args: argparse.Namespace, variants: list[str]) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tgecnet_ref.config import load_config
+    from tgecnet_ref.model import TGECNet
+    from tgecnet_ref.train.checkpoint import save_checkpoint
+
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config)
+    torch.manual_seed(0)
+    model = TGECNet(cfg.model).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "model.pt"
+        save_checkpoint(work, {"stage": 2, "config": cfg.to_dict(), "model": model.state_dict()})
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            model(torch.rand(1, 1, 480, 640), torch.rand(1, 1, 480, 640))
+        del model
+        report: dict = {"config": args.config, "threads": args.threads, "torch": torch.__version__,
+                        "cpu_count": os.cpu_count(), "load_average_start": round(os.getloadavg()[0], 2),
+                        "model_gflop": round(fc.get_total_flops() / 1e9, 2),
+                        "conv_gflops": round(conv_gflops(max(args.repeat, 3)), 2),
+                        "repeat": args.repeat, "rounds": args.rounds, "variants": {}}
+        best = dict.fromkeys(variants, float("inf"))
+        profiles: dict[str, dict] = {}
+        for r in range(args.rounds):
+            for v in variants:
+                npy = Path(tmp) / f"{v}.npy"
+                profile = r == args.rounds - 1 and v in ("reference", "fast")
+                cmd = [sys.executable, __file__, "--child", v, "--ckpt", str(work), "--npy", str(npy),
+                       "--threads", str(args.threads), "--repeat", str(args.repeat)] + (["--profile"] if profile
+                                                                                       else [])
+                done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if done.returncode:
+                    raise SystemExit(f"variant {v} failed:\n{done.stderr[-3000:]}")
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                best[v] = min(best[v], result["seconds"])
+                if "top_modules_s" in result:
+                    profiles[v] = result["top_modules_s"]
+        report["load_average_end"] = round(os.getloadavg()[0], 2)
+        flop_time = report["model_gflop"] / report["conv_gflops"]
+        report["flop_time_s"] = round(flop_time, 3)
+        base = variants[0]
+        base_out = np.load(Path(tmp) / f"{base}.npy")
+        for v in variants:
+            out = np.load(Path(tmp) / f"{v}.npy")
+            report["variants"][v] = {"seconds": round(best[v], 2), "ratio_to_flop_time": round(best[v] / flop_time, 2),
+                                     f"speedup_vs_{base}": round(best[base] / best[v], 2),
+                                     f"max_abs_diff_vs_{base}": float(np.abs(out - base_out).max())}
+        report["top_modules_s"] = profiles
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

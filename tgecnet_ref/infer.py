@@ -9,6 +9,8 @@ training data), fused with IR, and recoloured with the degraded input's smoothed
 
 from __future__ import annotations
 
+import ctypes
+import platform
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from .color import recolour
 from .config import TGConfig
 from .model import TGECNet
-from .model.layers import to_channels_last
+from .model.layers import fast_inference, to_channels_last
 from .model.tgecnet import MIN_SIZE, MULTIPLE
 from .train.checkpoint import CheckpointError
 from .weights import load_weights
@@ -36,6 +38,33 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE, min_size: int = M
         return x
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc <malloc.h>
+_REUSE_SET = False
+
+
+def reuse_freed_memory() -> bool:
+    """Make this process's C allocator keep freed memory for reuse (glibc only; returns whether it applied).
+
+    PyTorch allocates CPU tensors with ``malloc``; glibc serves blocks above 32 MiB (every full-resolution
+    activation of a 640x480 pair) with a fresh ``mmap`` and returns them to the kernel on ``free``, so each new
+    activation is page-faulted and zeroed by the kernel again, 4 KiB at a time: half of the CPU time of the
+    ``tiny`` configuration (docs/tgecnet.md, "CPU inference"). ``mallopt(M_MMAP_MAX, 0)`` serves large blocks
+    from the heap and ``mallopt(M_TRIM_THRESHOLD, INT_MAX)`` keeps freed heap memory mapped, so a forward pass
+    reuses the previous one's pages. Process-wide and not undone: the resident size stays at its peak."""
+    global _REUSE_SET
+    if _REUSE_SET:
+        return True
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        ok = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False
+    _REUSE_SET = ok
+    return ok
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -69,11 +98,15 @@ class Fuser:
         tf32: bool = True,
         channels_last: bool = False,
         compile: bool = False,
+        fast: bool = True,
     ) -> None:
         """``amp``: bfloat16 autocast (``None``: on for CUDA, off for CPU); ``tf32``: TF32 for fp32 matmuls and
         convolutions on CUDA; ``channels_last``: channels-last weights and activations (faster depthwise
         convolutions; values differ from NCHW by float rounding); ``compile``: ``torch.compile`` the model
-        (one compilation per input size; best with the dense MoE dispatch). On CUDA ``cudnn.benchmark`` is on."""
+        (one compilation per input size; best with the dense MoE dispatch). On CUDA ``cudnn.benchmark`` is on.
+        ``fast``: the inference fast path (:func:`tgecnet_ref.model.layers.fast_inference`, CPU float32 NCHW:
+        equal to the reference path up to float rounding) under ``torch.inference_mode``, and on a CPU
+        :func:`reuse_freed_memory` (process-wide); ``False`` runs the reference path as before."""
         if tile and (tile % MULTIPLE or tile < MIN_SIZE):
             raise ValueError(f"--tile must be a multiple of {MULTIPLE} and at least {MIN_SIZE}, got {tile}")
         if tile and not 0 <= overlap < tile:
@@ -96,7 +129,9 @@ class Fuser:
             torch.backends.cudnn.benchmark = True
         if amp is None:
             amp = self.device.type == "cuda"
-        self.channels_last = channels_last
+        self.channels_last, self.fast = channels_last, fast
+        if fast and self.device.type == "cpu":
+            reuse_freed_memory()
         if channels_last:
             to_channels_last(self.model)
         self._forward = torch.compile(self.model) if compile else self.model
@@ -107,7 +142,7 @@ class Fuser:
         h, w = vis_y.shape[-2:]
         vp, ip = pad_to_multiple(vis_y), pad_to_multiple(ir)
         ctx = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
-        with ctx:
+        with ctx, torch.inference_mode(self.fast), fast_inference(self.fast):
             out = self._forward(vp, ip).fused
         return out.float()[..., :h, :w]
 

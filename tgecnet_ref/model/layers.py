@@ -2,13 +2,45 @@
 
 Every layer works on ``(B, C, H, W)`` tensors and keeps the dtype of its input (no casts to half precision: mixed
 precision is the caller's business, through ``torch.autocast``).
+
+Inference fast path (:func:`fast_inference`): with autograd off, on CPU float32 NCHW tensors, the layers compute
+the same functions with fewer passes over memory (the small configurations are memory-bound on a CPU: see
+``docs/tgecnet.md``, "CPU inference"): the layer norm reduces over the channel axis in place instead of
+permuting to channels-last and back; MDTA reads the attention logits and the L2 norms from ``Q K^T`` and the row
+norms, folds ``project_out`` into the ``C x C`` attention matrix and adds the residual in the same matrix product;
+GDFN gates in place and adds the residual in its output product. Results equal the reference path up to float
+rounding. The training forward (autograd on) always takes the reference path.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+_FAST = False
+
+
+@contextmanager
+def fast_inference(enabled: bool = True) -> Iterator[None]:
+    """Within the block, layers take the inference fast path where :func:`fast_path` allows (see the module
+    docstring); ``enabled=False`` forces the reference path. Not thread-safe (a process-wide switch)."""
+    global _FAST
+    previous, _FAST = _FAST, enabled
+    try:
+        yield
+    finally:
+        _FAST = previous
+
+
+def fast_path(x: torch.Tensor) -> bool:
+    """True when the inference fast path applies to ``x``: inside :func:`fast_inference`, autograd off, a
+    contiguous NCHW float32 CPU tensor, no autocast."""
+    return (_FAST and not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
+            and x.dim() == 4 and x.is_contiguous() and not torch.is_autocast_enabled("cpu"))
 
 
 class LayerNorm2d(nn.Module):
@@ -29,6 +61,8 @@ class LayerNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim)) if self.with_bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fast_path(x):
+            return self._forward_nchw(x)
         if self.with_bias:  # one fused kernel over the channel axis of the (B, H, W, C) view
             y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
             y = y.permute(0, 3, 1, 2)  # channels-last layout: no copy when the input was channels-last
@@ -36,6 +70,18 @@ class LayerNorm2d(nn.Module):
             return y if _channels_last(x) else y.contiguous()
         var = x.var(dim=1, keepdim=True, unbiased=False)
         return x * torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1)
+
+    def _forward_nchw(self, x: torch.Tensor) -> torch.Tensor:
+        """Same formula reduced over dim 1 of the NCHW tensor (no permute/contiguous copies), in place where
+        possible: ``d = x - mean``, ``y = d * rsqrt(mean(d^2) + eps)``, then ``y * w + b``."""
+        w = self.weight.view(1, -1, 1, 1)
+        if not self.with_bias:
+            var = x.var(dim=1, keepdim=True, unbiased=False)
+            return x * (var + self.eps).rsqrt_() * w
+        d = x - x.mean(dim=1, keepdim=True)
+        var = (d * d).mean(dim=1, keepdim=True)
+        d *= (var + self.eps).rsqrt_()
+        return torch.addcmul(self.bias.view(1, -1, 1, 1), d, w)
 
 
 def to_channels_last(module: nn.Module) -> nn.Module:
@@ -54,6 +100,14 @@ def to_channels_last(module: nn.Module) -> nn.Module:
 def _channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 4 and x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last) \
         and not x.is_contiguous()
+
+
+def _conv1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution on the fast path: oneDNN's kernel, which PyTorch does not pick for 1x1 convolutions on
+    NCHW inputs (its own ``slow_conv2d`` is about 1.5x slower at these widths); ``conv(x)`` without oneDNN."""
+    if not torch.backends.mkldnn.is_available():
+        return conv(x)
+    return torch.ops.aten.mkldnn_convolution(x, conv.weight, conv.bias, [0, 0], [1, 1], [1, 1], 1)
 
 
 class MDTA(nn.Module):
@@ -84,6 +138,35 @@ class MDTA(nn.Module):
         out = attn.softmax(dim=-1) @ v.reshape(shape)
         return self.project_out(out.reshape(b, c, h, w))
 
+    def forward_residual(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``residual + forward(x)``; on the inference fast path in one pass over the values:
+
+        ``S = Q K^T`` per head (``(c, c)``, ``c = C / heads``) and the row norms ``|q_i|, |k_j|`` give the
+        attention ``A = softmax(S_ij / (max(|q_i|, eps) max(|k_j|, eps)) * tau)`` (equal to the normalised
+        product, ``eps = 1e-12`` as ``F.normalize``); ``out = W_o blockdiag(A) V + residual`` as one batched
+        product (``W_o`` the 1x1 ``project_out``)."""
+        if not (fast_path(x) and fast_path(residual)):
+            return residual + self(x)
+        b, c, h, w = x.shape
+        n, heads = h * w, self.num_heads
+        d = c // heads
+        qkv = self.qkv_dwconv(_conv1x1(self.qkv, x)).view(b, 3 * c, n)
+        q, k, v = qkv[:, :c], qkv[:, c:2 * c], qkv[:, 2 * c:]
+        nq = torch.linalg.vector_norm(q, dim=-1).clamp_min_(1e-12)
+        nk = torch.linalg.vector_norm(k, dim=-1).clamp_min_(1e-12)
+        if heads == 1:
+            s = torch.bmm(q, k.transpose(1, 2)).view(b, 1, c, c)
+        else:  # per head: (b * heads) products of (d, n) x (n, d)
+            s = torch.matmul(q.view(b, heads, d, n), k.view(b, heads, d, n).transpose(-2, -1))
+        s = s / (nq.view(b, heads, d, 1) * nk.view(b, heads, 1, d))
+        attn = (s * self.temperature).softmax(dim=-1)  # (b, heads, d, d)
+        w_o = self.project_out.weight.view(c, heads, d)
+        m = torch.einsum("ohi,bhij->bohj", w_o, attn).reshape(b, c, c)  # W_o blockdiag(A)
+        out = torch.baddbmm(residual.view(b, c, n), m, v)
+        if self.project_out.bias is not None:
+            out += self.project_out.bias.view(1, c, 1)
+        return out.view(b, c, h, w)
+
 
 class GDFN(nn.Module):
     """Gated-Dconv Feed-forward Network (Restormer section 3.2).
@@ -103,6 +186,22 @@ class GDFN(nn.Module):
         x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(F.gelu(x1) * x2)
 
+    def forward_residual(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``residual + forward(x)``; on the inference fast path ``g = GELU(x1) * x2`` in place and
+        ``out = W_o g + residual`` as one batched product."""
+        if not (fast_path(x) and fast_path(residual)):
+            return residual + self(x)
+        b, c, h, w = x.shape
+        t = self.dwconv(_conv1x1(self.project_in, x))
+        hidden = t.shape[1] // 2
+        g = F.gelu(t[:, :hidden])
+        g *= t[:, hidden:]
+        w_o = self.project_out.weight.view(c, hidden).expand(b, c, hidden)
+        out = torch.baddbmm(residual.view(b, c, h * w), w_o, g.view(b, hidden, h * w))
+        if self.project_out.bias is not None:
+            out += self.project_out.bias.view(1, c, 1)
+        return out.view(b, c, h, w)
+
 
 class TransformerBlock(nn.Module):
     """Restormer block: ``x = x + MDTA(LN(x)); x = x + GDFN(LN(x))``."""
@@ -117,6 +216,9 @@ class TransformerBlock(nn.Module):
         self.ffn = GDFN(dim, ffn_expansion_factor, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fast_path(x):
+            x = self.attn.forward_residual(self.norm1(x), x)
+            return self.ffn.forward_residual(self.norm2(x), x)
         x = x + self.attn(self.norm1(x))
         return x + self.ffn(self.norm2(x))
 
