@@ -489,6 +489,17 @@ def test_degrade_of_an_atom_alone_equals_its_float_chain(msrs_record_pair):
             assert all(got.params[a] == drawn[a] for a in drawn)
 
 
+def test_rains_uint8_path_beyond_uint8_counts_and_on_empty_images():
+    from demmi_rf.degradations._arrays import quantize
+
+    image = np.random.default_rng(3).integers(0, 256, (40, 300, 3), dtype=np.uint8)
+    p = dict(density=0.2, length=300, angle=0, intensity=3.0)  # counts up to 300 (> 255): float counts
+    want = quantize(rain.apply(image.astype(np.float32), stream(9), **p))
+    assert np.array_equal(rain.apply_uint8(image, stream(9), **p), want)
+    empty = np.zeros((0, 5, 3), np.uint8)
+    assert rain.apply_uint8(empty, stream(1), **p).shape == (0, 5, 3)
+
+
 def test_motions_numpy_scaling_equals_opencvs_and_opencvs_is_checked_per_length(monkeypatch, msrs_pair):
     vis = msrs_pair[0][:90, :120]
     fast = {(n, a): motion.blur_uint8(vis, n, a) for n in (1, 2, 3, 7, 15) for a in (0, 30, 90)}

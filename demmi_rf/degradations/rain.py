@@ -67,12 +67,22 @@ def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = 
     return p
 
 
+#: uniforms drawn per block for the drop mask (no effect on the values: the stream's order is kept; small blocks
+#: avoid three fresh H·W float64 temporaries per call)
+_UNIFORM_BLOCK = 1 << 15
+
+
 def _counts(shape: tuple[int, int], rng: Stream, density: float, length: int, angle: int) -> np.ndarray:
     """S as uint8 when L < 256 (counts <= L stay exact: OpenCV's saturating add never saturates), else float32."""
     h, w = shape
     cells = line_cells(length, angle)
-    u = as_stream(rng).uniforms(h * w).reshape(h, w)
-    mask = (u < float(density)).view(np.uint8)  # 0/1
+    stream = as_stream(rng)
+    n, rho = h * w, float(density)
+    drops = np.empty(n, np.bool_)
+    for start in range(0, n, _UNIFORM_BLOCK):  # the stream's uniforms in order, a cache-sized block at a time
+        stop = min(n, start + _UNIFORM_BLOCK)
+        np.less(stream.uniforms(stop - start), rho, out=drops[start:stop])
+    mask = drops.view(np.uint8).reshape(h, w)  # 0/1
     if len(cells) < 256:
         return line_sum(mask, cells, out=mask)
     return line_sum(mask.astype(np.float32), cells)
@@ -101,29 +111,48 @@ def apply(image: np.ndarray, rng: Stream, *, density: float, length: int, angle:
 
 def apply_uint8(image: np.ndarray, rng: Stream, *, density: float, length: int, angle: int,
                 intensity: float) -> np.ndarray:
-    """``quantize(apply(image))`` for a uint8 image, with the same draws: where S = 0 the float path gives
-    x + 0 = x, so only the streak pixels are computed, each as fl32(x + fl32(S·fl32(s))) then rounded (the
-    values t of :func:`apply` per count S = 0..L, the same single addition)."""
+    """``quantize(apply(image))`` for a uint8 image, with the same draws: the same float32 operations per element,
+    run on blocks of rows that stay in cache (t = T[S] by a table of the L + 1 values fl32(k·fl32(s)) that
+    :func:`apply` computes on the counts k = 0..L; y = x + t, one rounding; then clip and rint)."""
+    import cv2
+
     x = np.asarray(image)
     h, w = x.shape[:2]
     counts = _counts((h, w), rng, density, length, angle)
-    if counts.dtype != np.uint8:  # L >= 256: the float path as it is
-        out = x.astype(np.float32)
-        t = counts
-        t *= np.float32(intensity)
-        out += t if out.ndim == 2 else t[:, :, None]
-        return quantize(out)
-    out = x.copy()
-    where = np.flatnonzero(counts)
-    if where.size:
-        t = np.arange(length + 1, dtype=np.float32)
-        t *= np.float32(intensity)  # t[k] = fl32(k·fl32(s)), the value apply adds on a count k
-        add = t[counts.reshape(-1)[where]]
-        flat = out.reshape(h * w, -1)  # one row per pixel, its channels along the row
-        pixels = flat[where].astype(np.float32)
-        pixels += add[:, None]
-        flat[where] = quantize(pixels)
-    return out
+    if x.size == 0:
+        return x.copy()
+    if counts.dtype != np.uint8:  # L >= 256 (float32 counts): apply's arithmetic on the whole image
+        work = x.astype(np.float32)
+        counts *= np.float32(intensity)
+        work += counts if work.ndim == 2 else counts[:, :, None]
+        return quantize(work)
+    table = np.zeros(256, np.float32)
+    table[: length + 1] = np.arange(length + 1, dtype=np.float32)
+    table[: length + 1] *= np.float32(intensity)  # t[k] = fl32(k·fl32(s)): apply's t on a count k
+    c = 1 if x.ndim == 2 else x.shape[2]
+    wc = w * c
+    rows = max(1, _BLOCK_FLOATS // wc)
+    src = np.ascontiguousarray(x).reshape(h, wc)
+    out = np.empty((h, wc), np.uint8)
+    xf = np.empty((min(rows, h), wc), np.float32)
+    tf = np.empty_like(xf)
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        k = counts[r0:r1]
+        if c > 1:
+            k = cv2.merge([k] * c)  # every channel of a pixel gets its count
+        t = cv2.LUT(k.reshape(r1 - r0, wc), table, dst=tf[: r1 - r0])
+        xb = xf[: r1 - r0]
+        np.copyto(xb, src[r0:r1])
+        np.add(xb, t, out=xb)
+        np.clip(xb, 0.0, 255.0, out=xb)
+        np.rint(xb, out=xb)
+        np.copyto(out[r0:r1], xb, casting="unsafe")
+    return out.reshape(x.shape)
+
+
+#: float32 elements per block of rows of :func:`apply_uint8` (256 KiB per buffer)
+_BLOCK_FLOATS = 1 << 16
 
 
 SPEC = register_atom(AtomSpec(
