@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 from demmi_rf import SPEC_VERSION
-from demmi_rf.builder import BuildError, collect
+from demmi_rf.builder import BuildError
 from demmi_rf.builder.collect import ManifestCollector
 from demmi_rf.builder.driver import sources_digest
 from demmi_rf.errors import DatasetError
+from demmi_rf.store import runs
 from demmi_rf.store.card import count_samples
 from demmi_rf.store.checksums import bytes_sha256
 from demmi_rf.store.identity import content_hash
@@ -108,7 +109,7 @@ def crafted_row(i: int, rnd: random.Random) -> dict:
 @pytest.mark.parametrize("trial", range(8))
 def test_streamed_manifest_equals_in_memory_path_on_crafted_rows(trial, tmp_path, monkeypatch):
     rnd = random.Random(trial)
-    monkeypatch.setattr(collect, "FAN_IN", rnd.choice([2, 3]))  # several merge passes
+    monkeypatch.setattr(runs, "FAN_IN", rnd.choice([2, 3]))  # several merge passes
     rows = [crafted_row(i, rnd) for i in range(rnd.choice([1, 40, 200]))]
     shards: list[tuple[str, list[dict]]] = []
     for row in rows:  # a pair's rows stay in one shard, as in a build

@@ -11,7 +11,9 @@ from click.testing import CliRunner
 
 from demmi_cli.main import cli
 from demmi_rf.errors import ShardError
+from demmi_rf.store import manifest as manifest_module
 from demmi_rf.store import open_dataset, verify_dataset
+from demmi_rf.store.card import card_bytes
 
 from .test_build import SMALL_SETTINGS, small_dataset, small_recipe  # noqa: F401 - fixtures
 
@@ -114,3 +116,58 @@ def test_info_prints_the_card(small_dataset):  # noqa: F811
     assert j.exit_code == 0 and json.loads(j.output) == card
     bad = CliRunner().invoke(cli, ["info", str(small_dataset / "shards")])
     assert bad.exit_code == 1 and "dataset card is missing" in bad.output
+
+
+# ---- verify reads the manifest in chunks (issue 16: memory bounded) ------------------------------------------
+
+
+def _reorder_manifest(root, rows):
+    """Rewrite manifest.csv with its data lines in the order ``rows`` (indices) gives; returns the data lines."""
+    lines = (root / "manifest.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    head, data = lines[0], lines[1:]
+    (root / "manifest.csv").write_text(head + "".join(data[i] for i in rows(len(data))), encoding="utf-8")
+    return data
+
+
+def test_chunked_verify_of_an_interleaved_manifest_checks_every_array(copy, small_dataset, monkeypatch):  # noqa: F811
+    """Chunks of 5 rows and the shards' rows interleaved (every shard spans several chunks): the same arrays are
+    checked, the same content hash recomputed, and only the manifest's own sha256 differs."""
+    expected = verify_dataset(small_dataset)
+    with open_dataset(copy) as ds:
+        row = ds.samples(settings="haze").iloc[-1]
+    monkeypatch.setattr(manifest_module, "CHUNK_ROWS", 5)
+    _reorder_manifest(copy, lambda n: [*range(0, n, 2), *range(1, n, 2)][::-1])
+    report = verify_dataset(copy)
+    assert [p.message for p in report.problems] == ["manifest.csv: sha256 differs from the card (edited or corrupted)"]
+    assert report.arrays_checked == expected.arrays_checked and report.samples == expected.samples
+    assert report.content_hash == expected.content_hash
+    # a damaged array is still found with its shard's rows spread over chunks
+    with h5py.File(copy / row.shard, "r+") as h5:
+        arr = h5[row.vis_path]
+        first = (0,) * arr.ndim
+        arr[first] = arr[first] ^ 0xFF
+    texts = [str(p) for p in verify_dataset(copy).problems]
+    assert any(f"sample {row.sample_id}: array vis: sha256 differs from the manifest" in t for t in texts), texts
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_chunked_verify_finds_a_sample_listed_twice_in_different_chunks(copy, monkeypatch, quick):
+    monkeypatch.setattr(manifest_module, "CHUNK_ROWS", 4)
+    data = _reorder_manifest(copy, lambda n: [*range(n), 0])  # the first row again, at the end (another chunk)
+    sid = data[0].split(",", 1)[0]
+    report = verify_dataset(copy, quick=quick)
+    assert any(p.message == f"manifest.csv: sample id {sid!r} appears more than once" for p in report.problems)
+    assert report.arrays_checked == 0  # no check relies on such rows
+
+
+def test_chunked_verify_counts_pairs_across_chunks(copy, monkeypatch):
+    """Counts are exact when a pair's rows fall in several chunks (distinct pairs are counted once)."""
+    monkeypatch.setattr(manifest_module, "CHUNK_ROWS", 3)
+    assert verify_dataset(copy, quick=True).ok
+    card = json.loads((copy / "dataset.json").read_text())
+    split = sorted(card["counts"]["by_split"])[0]
+    card["counts"]["by_split"][split]["pairs"] += 1
+    card["counts"]["pairs"] += 1
+    (copy / "dataset.json").write_bytes(card_bytes(card))
+    problems = [p.message for p in verify_dataset(copy, quick=True).problems]
+    assert any("counts differ from the samples listed in manifest.csv" in m for m in problems), problems

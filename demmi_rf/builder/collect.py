@@ -13,9 +13,9 @@ bytes): about 2.5 GB for LLVIP-full under v1. :class:`ManifestCollector` instead
    :func:`demmi_rf.store.manifest.manifest_bytes` of the full frame; the sha256 and size are computed while
    writing;
 3. hashes the content (:func:`demmi_rf.store.identity.content_hash`) incrementally: every shard's sample lines
-   are sorted and written as a *run*; runs are merged (fan-in :data:`FAN_IN`, several passes when there are
-   more runs) into the one sorted stream that is hashed; the source digest
-   (:func:`demmi_rf.builder.driver.sources_digest`) likewise;
+   are sorted and written as a *run*; runs are merged (:class:`demmi_rf.store.runs.SortedRuns`: fan-in
+   :data:`~demmi_rf.store.runs.FAN_IN`, several passes when there are more runs) into the one sorted stream that
+   is hashed; the source digest (:func:`demmi_rf.builder.driver.sources_digest`) likewise;
 4. counts samples and pairs per split and setting as :func:`demmi_rf.store.card.count_samples` does (a pair
    belongs to one shard, so distinct pairs add up over shards).
 
@@ -28,13 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import heapq
-import io
 import json
 import os
 import pickle
-import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -46,19 +43,11 @@ from ..errors import DatasetError
 from ..store.atomic import temp_path
 from ..store.identity import CONTENT_FORMAT, _sample_lines
 from ..store.manifest import BASE_COLUMNS, SOURCE_HASH_COLUMNS, flatten_params, jsonable
+from ..store.runs import SortedRuns as _Runs
+from ..store.runs import create_new as _create
 from .errors import BuildError, os_problem
 
-#: runs merged at once (memory: FAN_IN read buffers of :data:`_BUFFER` bytes)
-FAN_IN = 64
-_BUFFER = 1 << 16
-_HEAD = struct.Struct(">II")
 _SOURCE_KEYS = ("pair_id", "ir_file", "ir_file_sha256", "vis_file", "vis_file_sha256")
-
-
-def _create(path: Path, mode: str = "w+b") -> BinaryIO:
-    """A new file (never an existing one, never through a symbolic link) opened in ``mode``."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    return os.fdopen(os.open(path, flags, 0o644), mode)
 
 
 def manifest_record(row: dict[str, Any]) -> dict[str, Any]:
@@ -115,83 +104,6 @@ class Collected:
     per_source: dict[str, int]
     sources_digest: str
     columns: pd.DataFrame
-
-
-class _Runs:
-    """Sorted runs of ``(key, payload)`` records (both ``str``) in one temporary file, merged in bounded memory.
-    Keys compare as Python strings do (UTF-8 with ``surrogatepass`` keeps code-point order)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fh: BinaryIO = _create(path)
-        self.runs: list[tuple[int, int]] = []
-
-    def add_run(self, items: Iterable[tuple[str, str]]) -> None:
-        start = self.fh.seek(0, os.SEEK_END)
-        buf = io.BytesIO()
-        for key, payload in items:
-            k, p = key.encode("utf-8", "surrogatepass"), payload.encode("utf-8", "surrogatepass")
-            buf.write(_HEAD.pack(len(k), len(p)))
-            buf.write(k)
-            buf.write(p)
-        data = buf.getvalue()
-        self.fh.write(data)
-        self.runs.append((start, len(data)))
-
-    def _read(self, fh: BinaryIO, start: int, length: int) -> Iterator[tuple[bytes, bytes]]:
-        pos, end, buf = start, start + length, b""
-        while True:
-            while len(buf) < _HEAD.size or len(buf) < _HEAD.size + sum(_HEAD.unpack_from(buf)):
-                if pos >= end:
-                    if buf:
-                        raise OSError(f"{self.path}: truncated run")
-                    return
-                chunk = os.pread(fh.fileno(), min(_BUFFER, end - pos), pos)
-                if not chunk:
-                    raise OSError(f"{self.path}: truncated run")
-                pos += len(chunk)
-                buf += chunk
-            nk, np_ = _HEAD.unpack_from(buf)
-            key, payload = buf[_HEAD.size:_HEAD.size + nk], buf[_HEAD.size + nk:_HEAD.size + nk + np_]
-            buf = buf[_HEAD.size + nk + np_:]
-            yield key, payload
-
-    def merged(self) -> Iterator[tuple[str, str]]:
-        """Every record of every run, in key order (ties in run order)."""
-        self.fh.flush()
-        runs, fh = self.runs, self.fh
-        spares = [self.path.with_name(self.path.name + f"-merge{k}") for k in range(2)]
-        try:
-            turn = 0
-            while len(runs) > FAN_IN:  # merge passes, alternating between two files, until FAN_IN runs are left
-                with contextlib.suppress(OSError):  # left by an earlier pass of this merge
-                    spares[turn].unlink()
-                out = _create(spares[turn])
-                turn = 1 - turn
-                merged_runs = []
-                for g in range(0, len(runs), FAN_IN):
-                    start = out.tell()
-                    for key, payload in heapq.merge(*(self._read(fh, s, n) for s, n in runs[g:g + FAN_IN]),
-                                                    key=lambda kp: kp[0]):
-                        out.write(_HEAD.pack(len(key), len(payload)) + key + payload)
-                    merged_runs.append((start, out.tell() - start))
-                out.flush()
-                if fh is not self.fh:
-                    fh.close()
-                fh, runs = out, merged_runs
-            for key, payload in heapq.merge(*(self._read(fh, s, n) for s, n in runs), key=lambda kp: kp[0]):
-                yield key.decode("utf-8", "surrogatepass"), payload.decode("utf-8", "surrogatepass")
-        finally:
-            if fh is not self.fh:
-                fh.close()
-            for spare in spares:
-                with contextlib.suppress(OSError):
-                    spare.unlink()
-
-    def close(self) -> None:
-        self.fh.close()
-        with contextlib.suppress(OSError):
-            self.path.unlink()
 
 
 class ManifestCollector:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,53 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     """Read ``manifest.csv`` with the documented column types; :class:`DatasetError` naming the file when it
     is missing, not CSV or lacks a required column."""
     path = Path(path)
+    kwargs = _csv_options(path)
+    try:
+        frame = _typed(pd.read_csv(path, **kwargs))
+    except Exception as exc:  # noqa: BLE001
+        raise DatasetError(f"{path}: manifest rows do not parse: {exc}") from exc
+    if frame["sample_id"].duplicated().any():
+        dup = frame.loc[frame["sample_id"].duplicated(), "sample_id"].iloc[0]
+        raise DatasetError(f"{path}: sample id {dup!r} appears more than once")
+    return frame
+
+
+#: rows per chunk of :func:`iter_manifest`
+CHUNK_ROWS = 1 << 13
+
+
+def iter_manifest(path: str | Path, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """:func:`read_manifest` in consecutive chunks of at most ``chunk_rows`` (default :data:`CHUNK_ROWS`) rows,
+    each a frame with the same column types and a RangeIndex continuing from the previous chunk, so a caller holds
+    one chunk at a time.
+    Raises :class:`DatasetError` as :func:`read_manifest` does, when the bad rows are reached; sample ids are
+    *not* checked for duplicates across chunks (the caller does, e.g. while merging sorted ids: ``demmi
+    verify``). A parameter column's type may differ between chunks (an all-empty chunk reads as float)."""
+    path = Path(path)
+    kwargs = _csv_options(path)
+    try:
+        reader = pd.read_csv(path, chunksize=max(1, int(chunk_rows or CHUNK_ROWS)), **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        raise DatasetError(f"{path}: manifest rows do not parse: {exc}") from exc
+    with reader:
+        while True:
+            try:
+                chunk = next(reader)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - pandas raises several parser errors
+                raise DatasetError(f"{path}: manifest rows do not parse: {exc}") from exc
+            try:
+                yield _typed(chunk)
+            except DatasetError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise DatasetError(f"{path}: manifest rows do not parse: {exc}") from exc
+
+
+def _csv_options(path: Path) -> dict[str, Any]:
+    """``pd.read_csv`` options of a manifest (the documented column types), after checking its header;
+    :class:`DatasetError` when the file is missing, not CSV or lacks a required column."""
     if not path.is_file():
         raise DatasetError(f"{path}: manifest is missing")
     try:
@@ -116,15 +163,13 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     extra = [c for c in header if c not in BASE_COLUMNS and c not in SOURCE_HASH_COLUMNS]
     dtypes: dict[str, Any] = {c: str for c in (*STRING_COLUMNS, *SOURCE_HASH_COLUMNS)}
     dtypes.update({c: "int64" for c in INT_COLUMNS})
-    try:
-        frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False,
-                            na_values={c: [""] for c in extra}, true_values=["True"], false_values=["False"])
-        for c in BOOL_COLUMNS:
-            frame[c] = frame[c].astype(bool)
-        frame["atoms"] = [tuple(json.loads(a)) for a in frame["atoms"]]
-    except Exception as exc:  # noqa: BLE001
-        raise DatasetError(f"{path}: manifest rows do not parse: {exc}") from exc
-    if frame["sample_id"].duplicated().any():
-        dup = frame.loc[frame["sample_id"].duplicated(), "sample_id"].iloc[0]
-        raise DatasetError(f"{path}: sample id {dup!r} appears more than once")
+    return dict(dtype=dtypes, keep_default_na=False, na_values={c: [""] for c in extra}, true_values=["True"],
+                false_values=["False"])
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The boolean columns as bool and ``atoms`` as tuples (raises on values that do not convert)."""
+    for c in BOOL_COLUMNS:
+        frame[c] = frame[c].astype(bool)
+    frame["atoms"] = [tuple(json.loads(a)) for a in frame["atoms"]]
     return frame
