@@ -17,6 +17,7 @@ settings are built, in which order, or by how many workers.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,19 +96,49 @@ def _describe(a: Any) -> str:
 
 def run_chain(
     image: np.ndarray, setting: Setting, modality: str, rng: Stream | np.random.Generator,
-    ranges: Mapping[str, Any], depth: np.ndarray | None = None,
+    ranges: Mapping[str, Any], depth: np.ndarray | None = None, *, buffer: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
     """Apply the ``modality`` atoms of ``setting`` in application order to ``image`` (any real dtype), all
     drawing from one :class:`~demmi_rf.rng.Stream` (a Generator is wrapped once); returns the float32 result
-    (not clipped, not rounded) and ``{atom: drawn params}``."""
+    (not clipped, not rounded) and ``{atom: drawn params}``. ``buffer`` (a writeable C-contiguous float32 array of
+    the image's shape) receives the float32 image and the atoms work in it (the result may be it); without one
+    a new array is used."""
     stream = as_stream(rng)
-    work = image.astype(np.float32)
+    if buffer is not None:
+        if buffer.dtype != np.float32 or buffer.shape != image.shape or not buffer.flags.c_contiguous \
+                or not buffer.flags.writeable:
+            raise ValueError(f"buffer must be a writeable C-contiguous float32 array of shape {image.shape}")
+        np.copyto(buffer, image)
+        work = buffer
+    else:
+        work = image.astype(np.float32)
     drawn: dict[str, dict[str, Any]] = {}
     for atom in setting.chain(modality):
         extra = {"depth": depth} if (atom.family == "haze" and depth is not None) else {}
         table = setting.atom_ranges(atom.name, ranges)  # the recipe's table, with a severity level laid over it
         work, drawn[atom.name] = atom.run(work, stream, table, inplace=True, **extra)
     return work, drawn
+
+
+_local = threading.local()
+#: the largest scratch buffer kept per thread and modality (float32 elements: 256 MiB); larger images use a new array
+_SCRATCH_MAX = 1 << 26
+
+
+def _scratch(modality: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A per-thread float32 work buffer of ``shape`` for :func:`degrade`'s float chain, reused across calls (the
+    chain's result is quantised into a new uint8 array before the next call can reuse it), so that a call does
+    not fault in fresh pages for its work image; None for an image above :data:`_SCRATCH_MAX` elements."""
+    n = int(np.prod(shape))
+    if n > _SCRATCH_MAX:
+        return None
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    buf = buffers.get(modality)
+    if buf is None or buf.size < n:
+        buf = buffers[modality] = np.empty(n, np.float32)
+    return buf[:n].reshape(shape)
 
 
 def _alone_uint8(atom: Any, image: np.ndarray, stream: Stream, table: Mapping[str, Any]
@@ -176,7 +207,8 @@ def degrade(
             table = s.atom_ranges(alone.name, ranges)
             out[modality], drawn[alone.name] = _alone_uint8(alone, image, stream, table)
             continue
-        work, d = run_chain(image, s, modality, stream, ranges, depth if modality == "vis" else None)
+        work, d = run_chain(image, s, modality, stream, ranges, depth if modality == "vis" else None,
+                            buffer=_scratch(modality, image.shape))
         out[modality] = quantize(work)
         drawn.update(d)
     params = {name: drawn[name] for name in s.atoms}

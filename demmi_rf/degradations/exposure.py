@@ -61,12 +61,19 @@ SEVERITY = (
 )
 
 
+@lru_cache(maxsize=1)
+def _log_levels() -> np.ndarray:
+    """ln(v/255) for v = 1..255 (float64, :func:`~demmi_rf.portable_math.log_f64`): the same for every curve."""
+    logs = log_f64(np.arange(1, 256, dtype=np.float64) / 255.0)
+    logs.setflags(write=False)
+    return logs
+
+
 @lru_cache(maxsize=256)
 def _tables(gain: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    v = np.arange(1, 256, dtype=np.float64) / 255.0
     f = np.empty(256, np.float64)
     f[0] = 0.0
-    f[1:] = (255.0 * gain) * exp_f64(gamma * log_f64(v))
+    f[1:] = (255.0 * gain) * exp_f64(gamma * _log_levels())
     t = f.astype(np.float32)
     d = np.empty(256, np.float32)
     np.subtract(t[1:], t[:-1], out=d[:-1])

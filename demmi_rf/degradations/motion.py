@@ -197,11 +197,13 @@ def line_sum(image: np.ndarray, cells: Sequence[tuple[int, int]], scale: float |
 _UINT16_CELLS = 257
 
 
-def line_sum_uint16(image: np.ndarray, cells: Sequence[tuple[int, int]]) -> np.ndarray:
+def line_sum_uint16(image: np.ndarray, cells: Sequence[tuple[int, int]], out: np.ndarray | None = None
+                    ) -> np.ndarray:
     """``Σ_j x[· + dy_j, · + dx_j]`` of a uint8 H x W (x C) ``image`` over at most 257 ``cells`` (reflect-101
     borders, the padding of :func:`line_sum`), as uint16 H x (W·C): integer sums, exact in any order (every sum
     is at most 257 · 255 = 65535), so they equal the float32 sums of :func:`line_sum` on the same image (whose
-    partial sums are integers below 2²⁴, hence exact too). Whole-image ``cv2.add`` passes (no strips)."""
+    partial sums are integers below 2²⁴, hence exact too). Whole-image ``cv2.add`` passes (no strips) on a
+    per-thread padded copy; ``out`` (C-contiguous uint16 H x (W·C)) receives the sums."""
     import cv2
 
     x = np.ascontiguousarray(image)
@@ -210,19 +212,35 @@ def line_sum_uint16(image: np.ndarray, cells: Sequence[tuple[int, int]]) -> np.n
                          f"{x.dtype} {x.shape} and {len(cells)} cells")
     h, w = x.shape[:2]
     c = 1 if x.ndim == 2 else x.shape[2]
+    wc = w * c
+    if out is None:
+        out = np.empty((h, wc), np.uint16)
+    elif out.shape != (h, wc) or out.dtype != np.uint16 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous uint16 array of shape {(h, wc)}")
     px = max(abs(dx) for dx, _ in cells)
     py = max(abs(dy) for _, dy in cells)
     src = x.reshape(h, w) if c == 1 else x
     padded = cv2.copyMakeBorder(src, py, py, px, px, cv2.BORDER_REFLECT_101)  # as line_sum pads
-    p = padded.reshape(h + 2 * py, (w + 2 * px) * c).astype(np.uint16)
-    wc = w * c
+    shape = (h + 2 * py, (w + 2 * px) * c)
+    p = _scratch("pad16", shape[0] * shape[1], np.uint16).reshape(shape)
+    np.copyto(p, padded.reshape(shape))
     views = [p[py + dy : py + dy + h, (px + dx) * c : (px + dx) * c + wc] for dx, dy in cells]
     if len(views) == 1:
-        return np.ascontiguousarray(views[0])
-    total = cv2.add(views[0], views[1])
+        np.copyto(out, views[0])
+        return out
+    cv2.add(views[0], views[1], dst=out)
     for v in views[2:]:
-        cv2.add(total, v, dst=total)
-    return total
+        cv2.add(out, v, dst=out)
+    return out
+
+
+def _scratch(key: str, n: int, dtype: type) -> np.ndarray:
+    """A per-thread flat buffer of at least ``n`` elements (reused across calls: no fresh pages per image)."""
+    buf = getattr(_local, key, None)
+    if buf is None or buf.size < n or buf.dtype != dtype:
+        buf = np.empty(n, dtype)
+        setattr(_local, key, buf)
+    return buf[:n]
 
 
 @lru_cache(maxsize=512)
@@ -256,7 +274,9 @@ def blur_uint8(image: np.ndarray, length: int, angle: int) -> np.ndarray:
     x = np.asarray(image)
     if x.size == 0 or len(cells) > _UINT16_CELLS:
         return quantize(blur(x.astype(np.float32), length, angle))
-    total = line_sum_uint16(x, cells)
+    h = x.shape[0]
+    wc = x.size // max(h, 1)
+    total = line_sum_uint16(x, cells, out=_scratch("sum16", h * wc, np.uint16).reshape(h, wc))
     n = len(cells)
     if _opencv_scales_exactly(n):
         out = cv2.convertScaleAbs(total, alpha=float(np.float32(1.0 / n)))
