@@ -23,6 +23,7 @@ from tests.conftest import run_cli
 from tgecnet_ref.config import load_config
 from tgecnet_ref.infer import Fuser
 from tgecnet_ref.model import TGECNet
+from tgecnet_ref.model.layers import fast_inference
 from tgecnet_ref.public import PublicCheckpointError, load_public, public_layout, to_ours, to_public
 from tgecnet_ref.safe_pickle import UnsafeFileError, safe_torch_load
 from tgecnet_ref.train.checkpoint import expected_shapes, load_checkpoint
@@ -194,7 +195,8 @@ def test_lightning_checkpoint_never_runs_its_pickle_payload(tiny: dict, tmp_path
     assert obj["payload"].name.endswith("_write_marker") and obj["payload"].args == (str(marker),)
     assert obj["optimizer_states"][0]["param_groups"][0]["lr"] == 1e-4
     assert torch.equal(obj["callbacks"][next(iter(obj["callbacks"]))]["kth_value"], torch.tensor(float("inf")))
-    # import + fuse through the public path: same fused luminance as our model on the same weights
+    # import + fuse through the public path: same fused luminance as our model on the same weights (both on the
+    # inference fast path, the Fuser's default)
     fuser = Fuser(path, device="cpu", config="tiny")
     assert not marker.exists() and not marker2.exists()
     assert fuser.config.model.compat == "public"
@@ -203,7 +205,7 @@ def test_lightning_checkpoint_never_runs_its_pickle_payload(tiny: dict, tmp_path
     model.eval()
     rng = np.random.default_rng(3)
     vis, ir = rng.integers(0, 256, (2, 32, 40), dtype=np.uint8)
-    with torch.no_grad():
+    with torch.no_grad(), fast_inference():
         want = model(torch.from_numpy(vis / 255.0).float()[None, None],
                      torch.from_numpy(ir / 255.0).float()[None, None]).fused.clamp(0, 1)[0, 0].numpy()
     assert np.array_equal(fuser.fuse_luminance(vis, ir), want)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import fast_path
+
 
 def cv_squared(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     """Squared coefficient of variation ``Var(x) / (mean(x)^2 + eps)`` (unbiased variance); 0 for one element.
@@ -80,18 +82,23 @@ class NoisyTopKGate(nn.Module):
                 noise_std = F.softplus(x @ self.w_noise.float()) + self.noise_eps
                 logits = clean + torch.randn_like(clean) * noise_std
             else:
-                logits = clean
-            m = min(self.k + 1, self.num_experts)
-            top_logits, top_idx = logits.topk(m, dim=1)
-            k_logits, k_idx = top_logits[:, : self.k], top_idx[:, : self.k]
-            log_gates = F.log_softmax(k_logits, dim=1)
-            gates = log_gates.exp()
-            importance = gates.new_zeros(self.num_experts).index_add(0, k_idx.reshape(-1), gates.reshape(-1))
-            if use_noise and self.k < self.num_experts:
-                load = self._prob_in_top_k(clean, logits, noise_std, top_logits).sum(0)
-            else:
-                flat = k_idx.reshape(-1)  # counts by index_add: a static output shape (torch.compile)
-                load = gates.new_zeros(self.num_experts).index_add(0, flat, torch.ones_like(flat, dtype=gates.dtype))
+                logits, noise_std = clean, None
+            return self.route(clean, logits, noise_std)
+
+    def route(self, clean: torch.Tensor, logits: torch.Tensor, noise_std: torch.Tensor | None = None) -> Routing:
+        """Top-k routing from float32 logits ``(N, E)`` (``logits`` noisy and ``noise_std`` given while training
+        with noise, else ``logits is clean``)."""
+        m = min(self.k + 1, self.num_experts)
+        top_logits, top_idx = logits.topk(m, dim=1)
+        k_logits, k_idx = top_logits[:, : self.k], top_idx[:, : self.k]
+        log_gates = F.log_softmax(k_logits, dim=1)
+        gates = log_gates.exp()
+        importance = gates.new_zeros(self.num_experts).index_add(0, k_idx.reshape(-1), gates.reshape(-1))
+        if noise_std is not None and self.k < self.num_experts:
+            load = self._prob_in_top_k(clean, logits, noise_std, top_logits).sum(0)
+        else:
+            flat = k_idx.reshape(-1)  # counts by index_add: a static output shape (torch.compile)
+            load = gates.new_zeros(self.num_experts).index_add(0, flat, torch.ones_like(flat, dtype=gates.dtype))
         return Routing(k_idx, gates, log_gates, importance, load)
 
     def _prob_in_top_k(
@@ -154,6 +161,8 @@ class PixelMoE(nn.Module):
         self.experts = nn.ModuleList([Expert(dim, ratio) for _ in range(num_experts)])
 
     def forward(self, x: torch.Tensor, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if fast_path(x) and not (self.gate.noisy and self.gate.training):
+            return self._forward_fast(x, prompt)
         b, c, h, w = x.shape
         tokens = x.permute(0, 2, 3, 1).reshape(b * h * w, c)
         p = self.fc(prompt).to(tokens.dtype)  # (B, C)
@@ -163,6 +172,24 @@ class PixelMoE(nn.Module):
         y = torch.logsumexp(chosen.float() + routing.log_gates[..., None], dim=1).to(x.dtype)
         y = y.reshape(b, h, w, c).permute(0, 3, 1, 2)
         return y + x, routing.balance_loss()
+
+    def _forward_fast(self, x: torch.Tensor, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference fast path (no gating noise): the gate's logits ``[x, p] W_g = x W_top + p W_bottom`` without
+        the (N, 2C) concatenation (the prompt half is one row per image), the log-sum-exp in place, and an NCHW
+        output (``x + y``: the reference ``y + x`` is channels-last)."""
+        b, c, h, w = x.shape
+        n = h * w
+        tokens = x.permute(0, 2, 3, 1).reshape(b * n, c)
+        p = self.fc(prompt)  # (B, C)
+        w_gate = self.gate.w_gate
+        rows = (p @ w_gate[c:])[:, None, :]  # (B, 1, E): the prompt's share of every pixel's logits
+        logits = torch.baddbmm(rows, tokens.view(b, n, c), w_gate[:c].expand(b, c, self.num_experts))
+        logits = logits.view(b * n, self.num_experts)
+        routing = self.gate.route(logits, logits)
+        chosen = self._expert_outputs(tokens, routing.indices)  # (N, k, C), a fresh tensor
+        chosen += routing.log_gates[..., None]
+        y = torch.logsumexp(chosen, dim=1)
+        return x + y.view(b, h, w, c).permute(0, 3, 1, 2), routing.balance_loss()
 
     def _expert_outputs(self, tokens: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         n, k = indices.shape
