@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pair {record.pair_id}: VIS {vis.shape}, IR {ir.shape}; {args.repeat} interleaved rounds, CPU ms min "
           f"(median); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; atoms: "
           f"{', '.join(extended.NAMES)}; uint8 fast path (apply_uint8): "
-          f"{', '.join(n for n in extended.NAMES if get(n).apply_uint8 is not None)}\n")
+          f"{', '.join(n for n in extended.NAMES if getattr(get(n), 'apply_uint8', None)) or 'none'}\n")
 
     counter = iter(range(10**9))
 
