@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -55,11 +56,23 @@ def quantize(work: np.ndarray) -> np.ndarray:
     return work.astype(np.uint8)
 
 
-def lut_uint8(image: np.ndarray, table: np.ndarray) -> np.ndarray:
+def lut_uint8(image: np.ndarray, table: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``table[image]`` for a uint8 ``image`` of any shape and a 256-entry ``table`` (uint8 or float32): a pure
-    gather (``cv2.LUT`` on a 2-D view), so the values are the table's bits exactly; a new array of the image's
-    shape and the table's dtype."""
+    gather (``cv2.LUT`` on a 2-D view), so the values are the table's bits exactly; an array of the image's
+    shape and the table's dtype (``out``, C-contiguous of that shape and dtype, when given)."""
     import cv2
+
+    if out is not None:
+        if out.shape != image.shape or out.dtype != table.dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {table.dtype} array of shape {image.shape}")
+        if image.size == 0:
+            return out
+        x = np.ascontiguousarray(image)
+        rows = x.reshape(x.shape[0], -1) if x.ndim >= 2 else x.reshape(1, -1)
+        dst = out.reshape(rows.shape)
+        if cv2.LUT(rows, np.ascontiguousarray(table), dst=dst) is not dst:  # pragma: no cover - OpenCV reallocated
+            dst[...] = cv2.LUT(rows, np.ascontiguousarray(table))
+        return out
 
     if image.dtype != np.uint8:
         raise TypeError(f"lut_uint8 needs a uint8 image, got {image.dtype}")
@@ -81,3 +94,20 @@ def pointwise_uint8(apply: Callable[..., np.ndarray], image: np.ndarray, **param
     levels = np.arange(256, dtype=np.float32)
     table = quantize(apply(levels, None, inplace=True, **params))
     return lut_uint8(image, table)
+
+
+_local = threading.local()
+
+
+def scratch(key: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """A per-thread C-contiguous buffer of ``shape`` and ``dtype`` named ``key``, reused across calls (so that an
+    atom's temporaries do not fault in fresh pages per image). Valid until the same thread asks for ``key``
+    again: never return it to a caller that keeps it."""
+    n = int(np.prod(shape))
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    buf = buffers.get(key)
+    if buf is None or buf.size < n or buf.dtype != dtype:
+        buf = buffers[key] = np.empty(n, dtype)
+    return buf[:n].reshape(shape)

@@ -17,7 +17,6 @@ settings are built, in which order, or by how many workers.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,7 @@ import numpy as np
 
 from ..rng import Stream, generator, seed_material
 from ..settings import Setting, parse_setting
-from ._arrays import quantize
+from ._arrays import quantize, scratch
 from .registry import as_stream
 from .registry import default_ranges as _registry_defaults
 
@@ -120,25 +119,17 @@ def run_chain(
     return work, drawn
 
 
-_local = threading.local()
 #: the largest scratch buffer kept per thread and modality (float32 elements: 256 MiB); larger images use a new array
 _SCRATCH_MAX = 1 << 26
 
 
 def _scratch(modality: str, shape: tuple[int, ...]) -> np.ndarray | None:
-    """A per-thread float32 work buffer of ``shape`` for :func:`degrade`'s float chain, reused across calls (the
-    chain's result is quantised into a new uint8 array before the next call can reuse it), so that a call does
-    not fault in fresh pages for its work image; None for an image above :data:`_SCRATCH_MAX` elements."""
-    n = int(np.prod(shape))
-    if n > _SCRATCH_MAX:
+    """A per-thread float32 work buffer of ``shape`` for :func:`degrade`'s float chain (:func:`._arrays.scratch`),
+    reused across calls (the chain's result is quantised into a new uint8 array before the next call can reuse
+    it), so that a call does not fault in fresh pages for its work image; None above :data:`_SCRATCH_MAX`."""
+    if int(np.prod(shape)) > _SCRATCH_MAX:
         return None
-    buffers = getattr(_local, "buffers", None)
-    if buffers is None:
-        buffers = _local.buffers = {}
-    buf = buffers.get(modality)
-    if buf is None or buf.size < n:
-        buf = buffers[modality] = np.empty(n, np.float32)
-    return buf[:n].reshape(shape)
+    return scratch(f"degrade.{modality}", shape)
 
 
 def _alone_uint8(atom: Any, image: np.ndarray, stream: Stream, table: Mapping[str, Any]

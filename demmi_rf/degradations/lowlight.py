@@ -36,7 +36,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
-from ._arrays import lut_uint8, quantize
+from ._arrays import lut_uint8, quantize, scratch
 from .exposure import STAGE_ILLUMINATION, tone_curve, tone_table
 from .registry import UNIFORM, AtomSpec, Param, as_stream, register_atom
 
@@ -95,11 +95,11 @@ def apply_uint8(image: np.ndarray, rng: Stream, *, gain: float, gamma: float, sh
     sd += np.float32(read * read)
     np.maximum(sd, np.float32(0.0), out=sd)
     np.sqrt(sd, out=sd)
-    out = lut_uint8(image, table)
+    out = lut_uint8(image, table, out=scratch("lowlight.u", image.shape))  # u = T[x]
     n = as_stream(rng).normal(out.shape, 1.0)
-    n *= lut_uint8(image, sd)
+    n *= lut_uint8(image, sd, out=scratch("lowlight.s", image.shape))  # n·s, s = S[x]
     out += n
-    return quantize(out)
+    return quantize(out)  # a new uint8 array: the buffers are free again
 
 
 SPEC = register_atom(AtomSpec(

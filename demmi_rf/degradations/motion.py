@@ -53,7 +53,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
-from ._arrays import filter_float32, quantize
+from ._arrays import filter_float32, quantize, scratch
 from .registry import CHOICE, STAGE_OPTICS, UNIFORM, AtomSpec, Param, register_atom
 
 PARAMS = (
@@ -222,7 +222,7 @@ def line_sum_uint16(image: np.ndarray, cells: Sequence[tuple[int, int]], out: np
     src = x.reshape(h, w) if c == 1 else x
     padded = cv2.copyMakeBorder(src, py, py, px, px, cv2.BORDER_REFLECT_101)  # as line_sum pads
     shape = (h + 2 * py, (w + 2 * px) * c)
-    p = _scratch("pad16", shape[0] * shape[1], np.uint16).reshape(shape)
+    p = scratch("motion.pad16", shape, np.uint16)
     np.copyto(p, padded.reshape(shape))
     views = [p[py + dy : py + dy + h, (px + dx) * c : (px + dx) * c + wc] for dx, dy in cells]
     if len(views) == 1:
@@ -232,15 +232,6 @@ def line_sum_uint16(image: np.ndarray, cells: Sequence[tuple[int, int]], out: np
     for v in views[2:]:
         cv2.add(out, v, dst=out)
     return out
-
-
-def _scratch(key: str, n: int, dtype: type) -> np.ndarray:
-    """A per-thread flat buffer of at least ``n`` elements (reused across calls: no fresh pages per image)."""
-    buf = getattr(_local, key, None)
-    if buf is None or buf.size < n or buf.dtype != dtype:
-        buf = np.empty(n, dtype)
-        setattr(_local, key, buf)
-    return buf[:n]
 
 
 @lru_cache(maxsize=512)
@@ -276,7 +267,7 @@ def blur_uint8(image: np.ndarray, length: int, angle: int) -> np.ndarray:
         return quantize(blur(x.astype(np.float32), length, angle))
     h = x.shape[0]
     wc = x.size // max(h, 1)
-    total = line_sum_uint16(x, cells, out=_scratch("sum16", h * wc, np.uint16).reshape(h, wc))
+    total = line_sum_uint16(x, cells, out=scratch("motion.sum16", (h, wc), np.uint16))
     n = len(cells)
     if _opencv_scales_exactly(n):
         out = cv2.convertScaleAbs(total, alpha=float(np.float32(1.0 / n)))

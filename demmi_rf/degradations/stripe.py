@@ -23,7 +23,6 @@ label index 5), parameters ``offset_std`` (uniform, ≥ 0) and ``gain_std`` (fix
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
-from ._arrays import work_buffer
+from ._arrays import scratch, work_buffer
 from .registry import FIXED, STAGE_SENSOR, UNIFORM, AtomSpec, Param, as_stream, register_atom
 
 PARAMS = (
@@ -58,24 +57,12 @@ def apply(
     shape = (1, w) + (1,) * (out.ndim - 2)
     if gain_std > 0:
         gains = stream.normal(w, gain_std)
-        gx = np.multiply(out, gains.reshape(shape), out=_scratch(out.shape))  # t = x·g_c, in a reused buffer
+        gx = np.multiply(out, gains.reshape(shape), out=scratch("stripe.gx", out.shape))  # x·g_c, reused buffer
         out += offsets.reshape(shape)
         out += gx
     else:
         out += offsets.reshape(shape)
     return out
-
-
-_local = threading.local()
-
-
-def _scratch(shape: tuple[int, ...]) -> np.ndarray:
-    """A per-thread float32 buffer of ``shape`` for the gain term (reused: no fresh pages per image)."""
-    n = int(np.prod(shape))
-    buf = getattr(_local, "buf", None)
-    if buf is None or buf.size < n:
-        buf = _local.buf = np.empty(n, np.float32)
-    return buf[:n].reshape(shape)
 
 
 #: five severity levels, mildest first (issue 14): the column-offset std s ~ U(level range), the same ladder as
