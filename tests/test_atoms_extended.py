@@ -421,7 +421,9 @@ _EDGE_TABLES = {
                {"length": 1, "angle": 45.0}],
     "rain": [{"density": 1.0, "length": 201, "angle": 33.0, "intensity": 255.0},
              {"density": 0.0, "length": 5, "angle": 0.0, "intensity": 80.0},
-             {"density": 0.3, "length": [1, 2], "angle": [-360.0, 360.0], "intensity": [0.0, 255.0]}],
+             {"density": 0.3, "length": [1, 2], "angle": [-360.0, 360.0], "intensity": [0.0, 255.0]},
+             {"density": 0.3, "length": 3, "angle": 10.0, "intensity": 47.5},  # x + 47.5: ties, the block path
+             {"density": 0.2, "length": 4, "angle": 80.0, "intensity": 0.25}],  # 2 x 0.25 = 0.5: a tie at k = 2
     "jpeg": [{"quality": [1, 2, 99, 100]}],
     "lowcontrast": [{"alpha": 0.0, "beta": -255.0}, {"alpha": 1.0, "beta": 255.0}, {"alpha": [0.0, 1.0],
                                                                                     "beta": [-255.0, 255.0]}],
@@ -496,6 +498,8 @@ def test_rains_uint8_path_beyond_uint8_counts_and_on_empty_images():
     p = dict(density=0.2, length=300, angle=0, intensity=3.0)  # counts up to 300 (> 255): float counts
     want = quantize(rain.apply(image.astype(np.float32), stream(9), **p))
     assert np.array_equal(rain.apply_uint8(image, stream(9), **p), want)
+    assert rain._integer_steps(np.array([0.0, 47.3, 94.6], np.float32)).tolist() == [0, 47, 95]
+    assert rain._integer_steps(np.array([0.0, 47.5], np.float32)) is None  # rint(x + 47.5) depends on x's parity
     empty = np.zeros((0, 5, 3), np.uint8)
     assert rain.apply_uint8(empty, stream(1), **p).shape == (0, 5, 3)
 

@@ -111,9 +111,11 @@ def apply(image: np.ndarray, rng: Stream, *, density: float, length: int, angle:
 
 def apply_uint8(image: np.ndarray, rng: Stream, *, density: float, length: int, angle: int,
                 intensity: float) -> np.ndarray:
-    """``quantize(apply(image))`` for a uint8 image, with the same draws: the same float32 operations per element,
-    run on blocks of rows that stay in cache (t = T[S] by a table of the L + 1 values fl32(k·fl32(s)) that
-    :func:`apply` computes on the counts k = 0..L; y = x + t, one rounding; then clip and rint)."""
+    """``quantize(apply(image))`` for a uint8 image, with the same draws. apply adds t_k = fl32(k·fl32(s)) to a
+    pixel of count k; on the 256 levels x that is y = min(255, x + r_k) for integers r_k unless x + t_k meets a
+    rounding tie (:func:`_integer_steps` checks the whole table), so usually one saturating uint8 add of r_S;
+    otherwise apply's float32 operations on blocks of rows that stay in cache (t = T[S] by a table, y = x + t,
+    clip, rint)."""
     import cv2
 
     x = np.asarray(image)
@@ -130,6 +132,16 @@ def apply_uint8(image: np.ndarray, rng: Stream, *, density: float, length: int, 
     table[: length + 1] = np.arange(length + 1, dtype=np.float32)
     table[: length + 1] *= np.float32(intensity)  # t[k] = fl32(k·fl32(s)): apply's t on a count k
     c = 1 if x.ndim == 2 else x.shape[2]
+    steps = _integer_steps(table[: length + 1])
+    if steps is not None:  # y = min(255, x + r_k) exactly, for every level x and count k: one saturating add
+        import cv2
+
+        lut = np.zeros(256, np.uint8)
+        lut[: length + 1] = steps
+        amount = cv2.LUT(counts, lut)
+        if c > 1:
+            amount = cv2.merge([amount] * c)
+        return cv2.add(np.ascontiguousarray(x), amount.reshape(x.shape))
     wc = w * c
     rows = max(1, _BLOCK_FLOATS // wc)
     src = np.ascontiguousarray(x).reshape(h, wc)
@@ -149,6 +161,19 @@ def apply_uint8(image: np.ndarray, rng: Stream, *, density: float, length: int, 
         np.rint(xb, out=xb)
         np.copyto(out[r0:r1], xb, casting="unsafe")
     return out.reshape(x.shape)
+
+
+def _integer_steps(t: np.ndarray) -> np.ndarray | None:
+    """The uint8 r_k with quantize(fl32(x + t_k)) = min(255, x + r_k) for every level x = 0..255 and every k, when
+    such r_k exist (they do unless some x + t_k lands on a rounding tie, e.g. t_k = 47.5, where half-to-even
+    rounding depends on x), else None. Checked on the whole (k, x) table with :func:`apply`'s own float32 addition
+    and the composition's rounding, so using them changes no byte."""
+    levels = np.arange(256, dtype=np.float32)
+    y = quantize(levels[None, :] + t[:, None])  # fl32(x + t_k), clip, rint, uint8
+    r = y[:, 0].astype(np.int32)
+    if np.array_equal(y, np.minimum(levels.astype(np.int32)[None, :] + r[:, None], 255)):
+        return r.astype(np.uint8)
+    return None
 
 
 #: float32 elements per block of rows of :func:`apply_uint8` (256 KiB per buffer)
