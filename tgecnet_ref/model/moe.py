@@ -174,9 +174,15 @@ class PixelMoE(nn.Module):
         return y + x, routing.balance_loss()
 
     def _forward_fast(self, x: torch.Tensor, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inference fast path (no gating noise): the gate's logits ``[x, p] W_g = x W_top + p W_bottom`` without
-        the (N, 2C) concatenation (the prompt half is one row per image), the log-sum-exp in place, and an NCHW
-        output (``x + y``: the reference ``y + x`` is channels-last)."""
+        """Inference fast path (no gating noise), the same function as :meth:`forward`:
+
+        * the gate's logits ``[x, p] W_g = x W_top + p W_bottom`` without the (N, 2C) concatenation (the prompt
+          half is one row per image);
+        * each expert runs on its tokens only and writes its outputs, with the log gate added, into a slot-major
+          ``(k, N, C)`` buffer (no concatenation), so that the log-sum-exp over the k chosen experts is a chain
+          of ``logaddexp`` over contiguous ``(N, C)`` slices (``log(e^a + e^b)``, stable) instead of reductions
+          over a length-k axis;
+        * an NCHW output (``x + y``; the reference ``y + x`` is channels-last)."""
         b, c, h, w = x.shape
         n = h * w
         tokens = x.permute(0, 2, 3, 1).reshape(b * n, c)
@@ -186,9 +192,26 @@ class PixelMoE(nn.Module):
         logits = torch.baddbmm(rows, tokens.view(b, n, c), w_gate[:c].expand(b, c, self.num_experts))
         logits = logits.view(b * n, self.num_experts)
         routing = self.gate.route(logits, logits)
-        chosen = self._expert_outputs(tokens, routing.indices)  # (N, k, C), a fresh tensor
-        chosen += routing.log_gates[..., None]
-        y = torch.logsumexp(chosen, dim=1)
+        k = self.top_k
+        flat = routing.indices.reshape(-1)  # slot s = token * k + j
+        order = torch.argsort(flat, stable=True)
+        counts = torch.bincount(flat, minlength=self.num_experts).tolist()
+        tok = order // k
+        dest = (order - tok * k) * (b * n) + tok  # slot-major position j * N + token
+        log_g = routing.log_gates.t().reshape(-1, 1)  # (k * N, 1), slot-major
+        slots = tokens.new_empty(k * b * n, c)
+        start = 0
+        for expert, count in zip(self.experts, counts):
+            if count:
+                where = dest[start:start + count]
+                out = expert(tokens[tok[start:start + count]])
+                out += log_g[where]
+                slots.index_copy_(0, where, out)
+            start += count
+        slots = slots.view(k, b * n, c)
+        y = slots[0]
+        for j in range(1, k):
+            y = torch.logaddexp(y, slots[j])
         return x + y.view(b, h, w, c).permute(0, 3, 1, 2), routing.balance_loss()
 
     def _expert_outputs(self, tokens: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
