@@ -116,8 +116,16 @@ def largest_pair_pixels(records: Iterable[PairRecord], max_pixels: int = DEFAULT
 
     if not paths:
         return 0
+    largest = 0
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(paths)))) as pool:
-        return max(pool.map(pixels, paths))
+        # in batches: Executor.map submits every task at once, a Future (about 1.9 KB) per pair held to the end
+        for start in range(0, len(paths), _HEADER_BATCH):
+            largest = max(largest, *pool.map(pixels, paths[start:start + _HEADER_BATCH]))
+    return largest
+
+
+#: image headers read per batch by :func:`largest_pair_pixels` (bounds the pending futures)
+_HEADER_BATCH = 1024
 
 
 def _gb(n: int) -> str:

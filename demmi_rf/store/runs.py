@@ -54,22 +54,24 @@ class SortedRuns:
         self.runs.append((start, len(data)))
 
     def _read(self, fh: BinaryIO, start: int, length: int) -> Iterator[tuple[bytes, bytes]]:
-        pos, end, buf = start, start + length, b""
+        """The records of one run, read :data:`_BUFFER` bytes at a time (records are cut at an offset into the
+        buffer, which is compacted only when it is refilled)."""
+        pos, end, buf, at = start, start + length, b"", 0
         while True:
-            while len(buf) < _HEAD.size or len(buf) < _HEAD.size + sum(_HEAD.unpack_from(buf)):
+            while len(buf) - at < _HEAD.size or len(buf) - at < _HEAD.size + sum(_HEAD.unpack_from(buf, at)):
                 if pos >= end:
-                    if buf:
+                    if len(buf) > at:
                         raise OSError(f"{self.path}: truncated run")
                     return
                 chunk = os.pread(fh.fileno(), min(_BUFFER, end - pos), pos)
                 if not chunk:
                     raise OSError(f"{self.path}: truncated run")
                 pos += len(chunk)
-                buf += chunk
-            nk, np_ = _HEAD.unpack_from(buf)
-            key, payload = buf[_HEAD.size:_HEAD.size + nk], buf[_HEAD.size + nk:_HEAD.size + nk + np_]
-            buf = buf[_HEAD.size + nk + np_:]
-            yield key, payload
+                buf, at = buf[at:] + chunk, 0
+            nk, np_ = _HEAD.unpack_from(buf, at)
+            key_at = at + _HEAD.size
+            yield buf[key_at:key_at + nk], buf[key_at + nk:key_at + nk + np_]
+            at = key_at + nk + np_
 
     def merged(self) -> Iterator[tuple[str, str]]:
         """Every record of every run, in key order (ties in run order)."""
