@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 
@@ -103,7 +104,7 @@ def scratch(key: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.nd
     """A per-thread C-contiguous buffer of ``shape`` and ``dtype`` named ``key``, reused across calls (so that an
     atom's temporaries do not fault in fresh pages per image). Valid until the same thread asks for ``key``
     again: never return it to a caller that keeps it."""
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}

@@ -17,6 +17,7 @@ settings are built, in which order, or by how many workers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,7 +128,7 @@ def _scratch(modality: str, shape: tuple[int, ...]) -> np.ndarray | None:
     """A per-thread float32 work buffer of ``shape`` for :func:`degrade`'s float chain (:func:`._arrays.scratch`),
     reused across calls (the chain's result is quantised into a new uint8 array before the next call can reuse
     it), so that a call does not fault in fresh pages for its work image; None above :data:`_SCRATCH_MAX`."""
-    if int(np.prod(shape)) > _SCRATCH_MAX:
+    if math.prod(shape) > _SCRATCH_MAX:
         return None
     return scratch(f"degrade.{modality}", shape)
 
