@@ -46,6 +46,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
+from ._arrays import scratch
 from .registry import CHOICE, STAGE_PROCESSING, AtomSpec, Param, register_atom
 
 PARAMS = (
@@ -127,7 +128,11 @@ def apply(image: np.ndarray, rng: Stream | None = None, *, quality: int, inplace
         raise TypeError(f"expected a numeric image array, got dtype {x.dtype}")
     if x.size == 0:
         return x.astype(np.float32)
-    if x.dtype != np.uint8:
+    if x.dtype == np.float32:  # the composition's quantisation, in a reused buffer
+        q = np.clip(x, 0.0, 255.0, out=scratch("jpeg.q", x.shape))
+        np.rint(q, out=q)
+        x = q.astype(np.uint8)
+    elif x.dtype != np.uint8:
         q = np.clip(x, 0.0, 255.0).astype(np.float32)
         np.rint(q, out=q)
         x = q.astype(np.uint8)
