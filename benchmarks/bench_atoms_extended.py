@@ -11,9 +11,11 @@ CPU affinity where the OS allows it) unless ``--all-cores``. Three comparisons, 
    call draws fresh parameters) against each anchor as a user calls it, ``transform(image=...)`` on uint8 (its
    own parameter draws included). Like with like: same image, same dtype in and out, one fresh draw each. An
    atom alone in its chain takes its ``apply_uint8`` path (``docs/degradations.md`` section 7, "Speed").
-2. **The per-call floor**: the same ``degrade`` calls on a 4x4 pair, i.e. everything but the pixel work (parse,
-   stream derivation, draws, 256-level tables). It bounds what any pixel code can reach against an anchor
-   whose whole call is a table look-up.
+2. **The per-call floor and the pixel work**: the same calls, ours and the anchors', on a 32x32 crop of the
+   pair, i.e. everything but the pixel work (ours: parse, stream derivation, draws, 256-level tables; theirs:
+   their draws and dispatch). The floor bounds what any pixel code can reach against an anchor whose whole call
+   is a table look-up; "pixel" is (call - floor) ours over (call - floor) theirs, the model's work alone
+   compared (a difference of minima: rougher than the ratios of whole calls).
 3. **Float32 contract** (``--no-float`` skips it): the atom's ``run`` (draws + ``apply``) on float32 0-255, no
    rounding, against the anchor on float32 [0, 1] (albumentations' float path). Informational: the anchors'
    float paths are not the ones a user of uint8 images runs, and the atom's float path is the one a mixture
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     record = [r for r in discover(sample_root(), check="none").pairs if r.pair_id == "msrs/00004N"][0]
     pair = read_pair(record)
     vis, ir = pair.vis, pair.ir
-    tiny_vis, tiny_ir = np.ascontiguousarray(vis[:4, :4]), np.ascontiguousarray(ir[:4, :4])
+    tiny_vis, tiny_ir = np.ascontiguousarray(vis[:32, :32]), np.ascontiguousarray(ir[:32, :32])
     print(f"demmi-rf {demmi_rf.__version__}, numpy {np.__version__}, opencv {cv2.__version__}, "
           f"albumentations {A.__version__}; {cores}")
     print(f"pair {record.pair_id}: VIS {vis.shape}, IR {ir.shape}; {args.repeat} interleaved rounds, CPU ms min "
@@ -122,17 +124,26 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(t, "set_random_seed"):
             t.set_random_seed(0)
     public = {k: (lambda t=t, img=img: t(image=img)) for k, (t, img) in anchors.items()}
+    public_floor = {f"floor {k}": (lambda t=t, img=img: t(image=tiny_vis if img is vis else tiny_ir))
+                    for k, (t, img) in anchors.items()}
     fns = {**{a: ours(a, vis, ir) for a in PAIRS}, **{f"floor {a}": ours(a, tiny_vis, tiny_ir) for a in PAIRS},
-           **public}
+           **public, **public_floor}
     times = interleaved(fns, args.repeat)
 
-    print("1. uint8 -> uint8 as a user calls both (target: ratio <= 1); 2. degrade()'s per-call floor (4x4 pair)")
-    print(f"{'atom':<13} {'ours':<14} {'floor':<14} anchor: time -> ratio on minima (medians)")
+    def pixel(atom: str, key: str) -> str:
+        mine = times[atom][0] - times[f"floor {atom}"][0]
+        theirs = times[key][0] - times[f"floor {key}"][0]
+        return f"{mine / theirs:.2f}" if theirs > 0 else "n/a"
+
+    print("1. uint8 -> uint8 as a user calls both (target: ratio <= 1); 2. per-call floor (32x32 crop) and the "
+          "pixel work alone")
+    print(f"{'atom':<13} {'ours':<14} {'our floor':<14} anchor: time, floor -> ratio on minima (medians); pixel")
     verdicts = {}
     for atom, keys in PAIRS.items():
-        cells = [f"{k} {_ms(times[k])} -> {_ratio(times[atom], times[k])}" for k in keys]
+        cells = [f"{k} {_ms(times[k])}, {_ms(times[f'floor {k}'])} -> {_ratio(times[atom], times[k])}; pixel "
+                 f"{pixel(atom, k)}" for k in keys]
         verdicts[atom] = times[atom][0] / times[keys[0]][0]
-        print(f"{atom:<13} {_ms(times[atom]):<14} {_ms(times[f'floor {atom}']):<14} " + "; ".join(cells))
+        print(f"{atom:<13} {_ms(times[atom]):<14} {_ms(times[f'floor {atom}']):<14} " + " | ".join(cells))
     met = [a for a, r in verdicts.items() if r <= 1]
     print(f"\nat most the closest anchor's time (minima): {', '.join(met) or 'none'}; over: "
           f"{', '.join(f'{a} {r:.2f}' for a, r in verdicts.items() if r > 1) or 'none'}")
