@@ -505,11 +505,15 @@ def test_rains_uint8_path_beyond_uint8_counts_and_on_empty_images():
 
 
 def test_motions_numpy_scaling_equals_opencvs_and_opencvs_is_checked_per_length(monkeypatch, msrs_pair):
+    from demmi_rf.degradations._arrays import quantize
+
     vis = msrs_pair[0][:90, :120]
     fast = {(n, a): motion.blur_uint8(vis, n, a) for n in (1, 2, 3, 7, 15) for a in (0, 30, 90)}
     assert all(motion._opencv_scales_exactly(n) for n in (1, 2, 3, 7, 15, 201))  # so the above used OpenCV
     monkeypatch.setattr(motion, "_opencv_scales_exactly", lambda n: False)
     assert all(np.array_equal(motion.blur_uint8(vis, n, a), y) for (n, a), y in fast.items())
+    long = motion.blur_uint8(vis[:20, :30], 300, 10)  # more than 257 cells: the float path, rounded
+    assert np.array_equal(long, quantize(motion.apply(vis[:20, :30].astype(np.float32), length=300, angle=10)))
     s = np.arange(256 * 2, dtype=np.uint16).reshape(1, -1)  # sums of two cells
     assert motion.line_sum_uint16(np.array([[255, 255]], np.uint8), ((0, 0), (1, 0))).tolist() == [[510, 510]]
     with pytest.raises(ValueError, match="1..257 cells"):
