@@ -15,7 +15,8 @@ Measured in one run, on ``--threads`` threads (default 1):
   (the same plus :func:`tgecnet_ref.infer.reuse_freed_memory`: the allocator's share), ``fast`` (``Fuser()``, the
   default), ``channels_last`` (``Fuser(channels_last=True)``). Each variant runs in its own process because the
   allocator setting is process-wide;
-* the five most expensive top-level modules of the ``reference`` and ``fast`` variants.
+* the peak resident memory of each variant's process, and the five most expensive top-level modules of the
+  ``reference`` and ``fast`` variants (unless ``--no-top-modules``).
 
     python benchmarks/cpu_fuse_profile.py --config tiny --out cpu_fuse.json
 """
@@ -75,7 +76,9 @@ def _child(variant: str, ckpt: Path, threads: int, repeat: int, npy: Path, profi
     out: list[np.ndarray] = []
     best = min(_timed(lambda: out.append(fuser.fuse_luminance(vis, ir))) for _ in range(repeat))
     np.save(npy, out[-1])
-    result = {"seconds": best}
+    import resource
+
+    result = {"seconds": best, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if profile:
         result["top_modules_s"] = _top_modules(fuser)
     return result
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=2, help="fresh processes per variant, variants taking turns")
     ap.add_argument("--variants", default="reference,reference_reuse,fast",
                     help=f"comma-separated, from {','.join(VARIANTS)} (the first is the baseline)")
+    ap.add_argument("--no-top-modules", action="store_true", help="skip the per-module timing (one more fuse)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ckpt", type=Path, default=None, help=argparse.SUPPRESS)
@@ -147,11 +151,12 @@ def _parent(args: argparse.Namespace, variants: list[str]) -> dict:
                         "conv_gflops": round(conv_gflops(max(args.repeat, 3)), 2),
                         "repeat": args.repeat, "rounds": args.rounds, "variants": {}}
         best = dict.fromkeys(variants, float("inf"))
+        rss = dict.fromkeys(variants, 0.0)
         profiles: dict[str, dict] = {}
         for r in range(args.rounds):
             for v in variants:
                 npy = Path(tmp) / f"{v}.npy"
-                profile = r == args.rounds - 1 and v in ("reference", "fast")
+                profile = r == args.rounds - 1 and v in ("reference", "fast") and not args.no_top_modules
                 cmd = [sys.executable, __file__, "--child", v, "--ckpt", str(work), "--npy", str(npy),
                        "--threads", str(args.threads), "--repeat", str(args.repeat)] + (["--profile"] if profile
                                                                                        else [])
@@ -160,6 +165,7 @@ def _parent(args: argparse.Namespace, variants: list[str]) -> dict:
                     raise SystemExit(f"variant {v} failed:\n{done.stderr[-3000:]}")
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 best[v] = min(best[v], result["seconds"])
+                rss[v] = max(rss[v], result["peak_rss_mib"])
                 if "top_modules_s" in result:
                     profiles[v] = result["top_modules_s"]
         report["load_average_end"] = round(os.getloadavg()[0], 2)
@@ -171,7 +177,8 @@ def _parent(args: argparse.Namespace, variants: list[str]) -> dict:
             out = np.load(Path(tmp) / f"{v}.npy")
             report["variants"][v] = {"seconds": round(best[v], 2), "ratio_to_flop_time": round(best[v] / flop_time, 2),
                                      f"speedup_vs_{base}": round(best[base] / best[v], 2),
-                                     f"max_abs_diff_vs_{base}": float(np.abs(out - base_out).max())}
+                                     f"max_abs_diff_vs_{base}": float(np.abs(out - base_out).max()),
+                                     "peak_rss_mib": round(rss[v])}
         report["top_modules_s"] = profiles
     text = json.dumps(report, indent=2)
     print(text)
