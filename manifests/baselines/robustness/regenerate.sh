@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
-# Regenerates manifests/baselines/robustness/: the built-in baselines on the dataset built from the embedded sample
-# pairs with the severity recipe demmi-rf-c, scored with the tang profile, and their robustness reports
-# (demmi robustness, reference method `average`; docs/benchmark.md section 6). Usage:
+# Regenerates manifests/baselines/robustness/: every built-in baseline (average, max, laplacian, cascade,
+# oracle-clean) on all 70 settings of the dataset built from the embedded sample pairs with the severity recipe
+# demmi-rf-c (12 atoms x 5 levels, clean, the paper's nine mixtures), scored with each profile, and their
+# robustness reports (demmi robustness, reference method `average`; docs/benchmark.md section 6). Usage:
 #
 #     bash manifests/baselines/robustness/regenerate.sh [WORK_DIR]
 #
-# tang/             average, max, laplacian on all 70 settings (12 atoms x 5 levels, clean, the paper's mixtures)
-# tang-v1-atoms/    average and cascade on clean and the v1 atoms' levels (noise50, defocus, haze, stripe): the
-#                   cascade has restorations for the v1 atoms only
-# oracle-clean is left out (it reads the clean sources: flat curves, rCE 0). The output does not depend on the
-# worker count (see manifests/baselines/README.md for what reproduces).
+# PROFILES (environment, default "tang") lists the profiles to score, e.g. PROFILES="tang paper";
+# WORKERS (default: the CPU count) is passed to demmi baseline and demmi eval.
+# <profile>/<method>.json, .csv   demmi eval of each baseline on the test split, all 70 settings
+# <profile>/robustness.md/.csv/.json   demmi robustness of the five, reference average
+# oracle-clean reads the clean sources (the protocol's ceiling: flat curves, rCE 0). The output does not depend
+# on the worker count (see manifests/baselines/README.md for what reproduces).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-METHODS=(average max laplacian)
-V1_SETTINGS="clean"
-for atom in noise50 defocus haze stripe; do
-  for k in 1 2 3 4 5; do V1_SETTINGS="$V1_SETTINGS,$atom.s$k"; done
-done
+REPO="$(cd "$HERE/../../.." && pwd)"
+REL="manifests/baselines/robustness"
+METHODS=(average max laplacian cascade oracle-clean)
+read -r -a PROFILE_LIST <<< "${PROFILES:-tang}"
+WORKER_ARGS=()
+if [[ -n "${WORKERS:-}" ]]; then WORKER_ARGS=(--workers "$WORKERS"); fi
 if [[ $# -ge 1 ]]; then
   WORK="$1"
   mkdir -p "$WORK"
@@ -26,26 +29,22 @@ else
   trap 'rm -rf "$WORK"' EXIT
 fi
 
-demmi build --recipe demmi-rf-c --out "$WORK/dataset" --no-progress
-mkdir -p "$HERE/tang" "$HERE/tang-v1-atoms"
+demmi build --recipe demmi-rf-c --out "$WORK/dataset" --no-progress "${WORKER_ARGS[@]}"
 for method in "${METHODS[@]}"; do
-  demmi baseline "$method" --dataset "$WORK/dataset" --out "$WORK/fused/$method" --no-progress
-  demmi eval --dataset "$WORK/dataset" --fused "$WORK/fused/$method" --method "$method" --profile tang \
-    --out "$HERE/tang/$method.json" --no-progress > /dev/null
+  demmi baseline "$method" --dataset "$WORK/dataset" --out "$WORK/fused/$method" --no-progress "${WORKER_ARGS[@]}"
 done
-# the v1 atoms' images of `average` in a folder of their own, so that its results list no extra file
-mkdir -p "$WORK/fused-v1/average"
-for setting in ${V1_SETTINGS//,/ }; do cp "$WORK/fused/average/"*"@$setting.png" "$WORK/fused-v1/average/"; done
-demmi baseline cascade --dataset "$WORK/dataset" --out "$WORK/fused-v1/cascade" --degradations "$V1_SETTINGS" \
-  --no-progress
-for method in average cascade; do
-  demmi eval --dataset "$WORK/dataset" --fused "$WORK/fused-v1/$method" --method "$method" --profile tang \
-    --degradations "$V1_SETTINGS" --out "$HERE/tang-v1-atoms/$method.json" --no-progress > /dev/null
+for profile in "${PROFILE_LIST[@]}"; do
+  mkdir -p "$HERE/$profile"
+  files=()
+  for method in "${METHODS[@]}"; do
+    demmi eval --dataset "$WORK/dataset" --fused "$WORK/fused/$method" --method "$method" --profile "$profile" \
+      --out "$HERE/$profile/$method.json" --no-progress "${WORKER_ARGS[@]}" > /dev/null
+    files+=("$REL/$profile/$method.json")
+  done
+  # from the repository root with relative paths, so that the reports name the files the same on every checkout
+  for fmt in md csv json; do
+    (cd "$REPO" && demmi robustness "${files[@]}" --reference average --format "$fmt" \
+      --out "$REL/$profile/robustness.$fmt" 2> /dev/null)
+  done
 done
-for fmt in md csv json; do
-  demmi robustness "$HERE/tang/average.json" "$HERE/tang/max.json" "$HERE/tang/laplacian.json" \
-    --reference average --format "$fmt" --out "$HERE/tang/robustness.$fmt" 2> /dev/null
-  demmi robustness "$HERE/tang-v1-atoms/average.json" "$HERE/tang-v1-atoms/cascade.json" \
-    --reference average --format "$fmt" --out "$HERE/tang-v1-atoms/robustness.$fmt" 2> /dev/null
-done
-echo "manifests/baselines/robustness regenerated (dataset and fused images in $WORK)"
+echo "manifests/baselines/robustness regenerated (${PROFILE_LIST[*]}; dataset and fused images in $WORK)"
