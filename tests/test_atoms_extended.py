@@ -491,6 +491,16 @@ def test_degrade_of_an_atom_alone_equals_its_float_chain(msrs_record_pair):
             assert all(got.params[a] == drawn[a] for a in drawn)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (37, 53), (120, 160)])
+def test_rains_whole_image_count_equals_the_line_sum(shape):
+    rng = np.random.default_rng(sum(shape))
+    mask = (rng.random(shape) < 0.3).astype(np.uint8)
+    for length, angle in [(1, 0), (2, 45), (5, 90), (30, 100), (201, 77), (255, 13)]:
+        cells = motion.line_cells(length, angle)
+        want = motion.line_sum(mask, cells, out=mask.copy())
+        assert np.array_equal(rain._count_sum(mask, cells), want), (shape, length, angle)
+
+
 def test_rains_uint8_path_beyond_uint8_counts_and_on_empty_images():
     from demmi_rf.degradations._arrays import quantize
 

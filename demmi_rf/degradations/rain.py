@@ -37,7 +37,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
-from ._arrays import quantize, work_buffer
+from ._arrays import quantize, scratch, work_buffer
 from .motion import line_cells, line_sum, round_angle
 from .registry import CHOICE, STAGE_SCENE, UNIFORM, AtomSpec, Param, as_stream, register_atom
 
@@ -67,9 +67,10 @@ def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = 
     return p
 
 
-#: uniforms drawn per block for the drop mask (no effect on the values: the stream's order is kept; small blocks
-#: avoid three fresh H·W float64 temporaries per call)
-_UNIFORM_BLOCK = 1 << 15
+#: uniforms drawn per block for the drop mask (no effect on the values: the stream's order is kept). Small blocks
+#: avoid three fresh H·W float64 temporaries per call; 2¹³ float64 (64 KiB) stays below glibc's initial mmap
+#: threshold (128 KiB), so the temporaries come from the heap instead of fresh pages each time
+_UNIFORM_BLOCK = 1 << 13
 
 
 def _counts(shape: tuple[int, int], rng: Stream, density: float, length: int, angle: int) -> np.ndarray:
@@ -84,8 +85,27 @@ def _counts(shape: tuple[int, int], rng: Stream, density: float, length: int, an
         np.less(stream.uniforms(stop - start), rho, out=drops[start:stop])
     mask = drops.view(np.uint8).reshape(h, w)  # 0/1
     if len(cells) < 256:
-        return line_sum(mask, cells, out=mask)
+        return _count_sum(mask, cells)
     return line_sum(mask.astype(np.float32), cells)
+
+
+def _count_sum(mask: np.ndarray, cells: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """``Σ_j M[· + c_j]`` of the 0/1 uint8 mask with reflect-101 borders (:func:`.motion.line_sum`'s padding), in
+    uint8 by whole-image saturating adds: exact, the counts never exceed L < 256 (and integer sums do not depend
+    on the order), so the same values as :func:`.motion.line_sum` on the mask."""
+    import cv2
+
+    if mask.size == 0 or len(cells) == 1:
+        return line_sum(mask, cells)
+    h, w = mask.shape
+    px = max(abs(dx) for dx, _ in cells)
+    py = max(abs(dy) for _, dy in cells)
+    padded = cv2.copyMakeBorder(mask, py, py, px, px, cv2.BORDER_REFLECT_101)
+    views = [padded[py + dy : py + dy + h, px + dx : px + dx + w] for dx, dy in cells]
+    total = cv2.add(views[0], views[1])
+    for v in views[2:]:
+        cv2.add(total, v, dst=total)
+    return total
 
 
 def streaks(shape: tuple[int, int], rng: Stream, density: float, length: int, angle: int) -> np.ndarray:
@@ -146,8 +166,8 @@ def apply_uint8(image: np.ndarray, rng: Stream, *, density: float, length: int, 
     rows = max(1, _BLOCK_FLOATS // wc)
     src = np.ascontiguousarray(x).reshape(h, wc)
     out = np.empty((h, wc), np.uint8)
-    xf = np.empty((min(rows, h), wc), np.float32)
-    tf = np.empty_like(xf)
+    xf = scratch("rain.x", (min(rows, h), wc))
+    tf = scratch("rain.t", (min(rows, h), wc))
     for r0 in range(0, h, rows):
         r1 = min(h, r0 + rows)
         k = counts[r0:r1]
