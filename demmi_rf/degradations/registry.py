@@ -204,7 +204,9 @@ class AtomSpec:
             ``apply_uint8(image, stream, **params) -> uint8`` must return exactly
             ``quantize(apply(image as float32, stream, **params))`` (the composition's clip and round) and
             consume the same draws; :func:`demmi_rf.degrade` uses it when the atom is the only one of its
-            modality's chain (``tests/test_atoms_extended.py`` checks the equality for every shipped atom).
+            modality's chain, calling ``draw`` with the uint8 image (so an atom with a fast path draws the same
+            parameters from a uint8 and a float32 image; ``tests/test_atoms_extended.py`` checks both for every
+            shipped atom).
     """
 
     name: str
