@@ -28,6 +28,7 @@ across sizes, driver memory bounded (slope near 0).
     python benchmarks/bench_scale.py --pool-only --skip-verify         # the driver's memory alone
     python benchmarks/bench_scale.py --sizes 500,2000 --skip-pool      # quicker
     python benchmarks/bench_scale.py --json out.json                   # also write the figures
+    python benchmarks/bench_scale.py --work DIR --reuse --skip-pool    # keep the datasets; later: verify/info only
 """
 
 from __future__ import annotations
@@ -194,6 +195,9 @@ def main() -> None:
     ap.add_argument("--skip-pool", action="store_true", help="only the workers=1 (in-process) build")
     ap.add_argument("--pool-only", action="store_true", help="only the workers=2 (pool: driver alone) build")
     ap.add_argument("--skip-verify", action="store_true")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --work: keep the datasets and measure verify/info on those already built there "
+                         "(no build row for them)")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
     # child mode
     ap.add_argument("--child", choices=("build", "verify", "info"), help=argparse.SUPPRESS)
@@ -223,6 +227,11 @@ def main() -> None:
         variants = ([] if ns.pool_only else [("build workers=1 (driver+work)", 1)]) + \
             ([] if ns.skip_pool else [("build workers=2 (driver only)", 2)])
         out = work / f"ds-{n}"
+        if ns.reuse and (out / "dataset.json").is_file():
+            variants = []
+            card = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
+            samples, shards = card["counts"]["samples"], len(card["shards"])
+            print(f"[{n} pairs] reusing {out} ({samples} samples, {shards} shards)", flush=True)
         for name, workers in variants:
             shutil.rmtree(out, ignore_errors=True)
             r = run_child(["--child", "build", "--source", str(src), "--out", str(out), "--workers", str(workers),
@@ -231,7 +240,8 @@ def main() -> None:
             results.setdefault(name, []).append(r)
             print(f"[{n} pairs] {name}: {r['seconds']:.1f} s, peak {r['peak_mib']:.0f} MiB, finish "
                   f"{r['finish']:.2f} s, content {r['content_hash'][:12]}", flush=True)
-        samples, shards = results[variants[0][0]][-1]["samples"], results[variants[0][0]][-1]["shards"]
+        if variants:
+            samples, shards = results[variants[0][0]][-1]["samples"], results[variants[0][0]][-1]["shards"]
         checks = [("verify (full)", ["--child", "verify"]), ("verify --quick", ["--child", "verify", "--quick"]),
                   ("info", ["--child", "info"])]
         for name, args in checks:
@@ -243,7 +253,8 @@ def main() -> None:
             r.update(pairs=n, samples=samples, shards=shards)
             results.setdefault(name, []).append(r)
             print(f"[{n} pairs] {name}: {r['seconds']:.2f} s, peak {r['peak_mib']:.0f} MiB", flush=True)
-        shutil.rmtree(out, ignore_errors=True)
+        if not ns.reuse:
+            shutil.rmtree(out, ignore_errors=True)
     print()
     for name, rows in results.items():
         print("\n".join(table(name, rows)))

@@ -13,6 +13,7 @@ from demmi_cli.main import cli
 from demmi_rf.errors import ShardError
 from demmi_rf.store import manifest as manifest_module
 from demmi_rf.store import open_dataset, verify_dataset
+from demmi_rf.store import verify as verify_module
 from demmi_rf.store.card import card_bytes
 
 from .test_build import SMALL_SETTINGS, small_dataset, small_recipe  # noqa: F401 - fixtures
@@ -171,3 +172,27 @@ def test_chunked_verify_counts_pairs_across_chunks(copy, monkeypatch):
     (copy / "dataset.json").write_bytes(card_bytes(card))
     problems = [p.message for p in verify_dataset(copy, quick=True).problems]
     assert any("counts differ from the samples listed in manifest.csv" in m for m in problems), problems
+
+
+def test_verify_never_holds_the_whole_manifest(small_dataset, monkeypatch):  # noqa: F811
+    """The full and quick checks read the manifest in chunks only (memory bounded by a chunk and one shard)."""
+    import demmi_rf.store.reader as reader_module
+
+    def whole(*args, **kwargs):
+        raise AssertionError("verify read the whole manifest")
+
+    monkeypatch.setattr(manifest_module, "read_manifest", whole)
+    monkeypatch.setattr(reader_module, "read_manifest", whole)
+    sizes = []
+    real = manifest_module.iter_manifest
+
+    def chunks(path):
+        for chunk in real(path, chunk_rows=7):
+            sizes.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(verify_module, "iter_manifest", chunks)
+    for quick in (True, False):
+        sizes.clear()
+        report = verify_dataset(small_dataset, quick=quick)
+        assert report.ok and report.samples == 36 and sizes == [7] * 5 + [1]

@@ -116,7 +116,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 
 
 #: rows per chunk of :func:`iter_manifest`
-CHUNK_ROWS = 1 << 13
+CHUNK_ROWS = 1 << 11
 
 
 def iter_manifest(path: str | Path, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
