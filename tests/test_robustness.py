@@ -1,6 +1,7 @@
 """The robustness protocol (issue 14 section 4): rCE / mrCE on hand-made results (directions, undefined
-normalisation, refusals), the renderings, ``demmi robustness`` on the published files, and a regeneration of a
-subset of the published numbers from the embedded samples."""
+normalisation, refusals), the renderings, ``demmi robustness`` on the published files (every baseline on every
+setting, both profiles; the cascade's v1 samples unchanged), and a regeneration of a subset of the published
+numbers from the embedded samples."""
 
 from __future__ import annotations
 
@@ -150,7 +151,9 @@ def test_renderings():
 
 
 # --- the published reports -------------------------------------------------------------------------------------------
-TABLES = {"tang": ("average", "max", "laplacian"), "tang-v1-atoms": ("average", "cascade")}
+METHODS = ("average", "max", "laplacian", "cascade", "oracle-clean")
+TABLES = {"tang": METHODS, "paper": METHODS}
+V1_TABLES = PUBLISHED.parent  # manifests/baselines/<profile>/: the v1 recipe's tables
 
 
 @pytest.mark.parametrize("table", TABLES)
@@ -170,25 +173,61 @@ def test_demmi_robustness_reproduces_the_published_reports_from_their_results(ta
         assert out.read_text(encoding="utf-8") == published
 
 
+@pytest.mark.parametrize("table", TABLES)
+def test_the_published_tables_cover_every_baseline_on_every_setting(table):
+    """One table per profile: the five baselines on all 70 settings of demmi-rf-c (the same dataset), and
+    oracle-clean, which reads the clean sources, at the protocol's ceiling (no degradation: mrCE 0)."""
+    from demmi_rf.evaluation.results import load_results
+    from demmi_rf.recipe import load_recipe
+
+    settings = load_recipe("demmi-rf-c").settings
+    records = [load_results(PUBLISHED / table / f"{m}.json") for m in TABLES[table]]
+    assert len(settings) == 70
+    for r in records:
+        assert r.settings == tuple(settings) and r.profile == table and r.split == "test", r.method
+        assert r.dataset.content_hash.startswith("f4432cf7c936"), r.method
+    report = json.loads((PUBLISHED / table / "robustness.json").read_text(encoding="utf-8"))
+    assert [m["method"] for m in report["methods"]] == list(METHODS)
+    oracle = next(m for m in report["methods"] if m["method"] == "oracle-clean")
+    assert all(v == 0 for v in oracle["mrce"].values()) and all(v == 0 for v in oracle["mean_degradation"].values())
+
+
+@pytest.mark.parametrize("profile", TABLES)
+def test_the_cascade_on_the_shared_v1_samples_equals_the_v1_table(profile):
+    """demmi-rf-c's clean and mixture samples are the v1 build's (same seed, tables and pairs), so the cascade's
+    published scores on them must equal those of the v1 table manifests/baselines/<profile>/cascade.json: the
+    restorers added for the atoms beyond v1 changed no v1 byte."""
+    old = json.loads((V1_TABLES / profile / "cascade.json").read_text(encoding="utf-8"))
+    new = json.loads((PUBLISHED / profile / "cascade.json").read_text(encoding="utf-8"))
+    v1_rows = {r["setting"]: r for r in old["table"]}
+    shared = [r for r in new["table"] if r["setting"] in v1_rows and r["setting"] != "mean"]
+    assert len(shared) == 10  # clean and the nine mixtures
+    for r in shared:
+        assert r == v1_rows[r["setting"]], r["setting"]
+
+
 def test_demmi_robustness_cli_errors(tmp_path):
     files = [str(PUBLISHED / "tang" / f"{m}.json") for m in TABLES["tang"]]
     r = run_cli(["robustness", *files, "--reference", "avrage"], ok=False)
     assert r.exit_code == 2 and "did you mean 'average'" in r.output
-    r = run_cli(["robustness", files[1], str(PUBLISHED / "tang-v1-atoms" / "average.json")], ok=False)
-    assert r.exit_code == 1 and "settings scored" in r.output
+    r = run_cli(["robustness", files[1], str(PUBLISHED / "paper" / "average.json")], ok=False)
+    assert r.exit_code == 1 and "profile" in r.output
+    r = run_cli(["robustness", files[1], str(V1_TABLES / "tang" / "average.json")], ok=False)
+    assert r.exit_code == 1 and "different datasets" in r.output
 
 
-def test_regenerating_the_stripe_levels_reproduces_the_published_numbers(tmp_path, samples_dir):
-    """Build demmi-rf-c's clean and stripe levels from the embedded samples, fuse with average and max, score with
-    tang: the stripe curves, rCE and mean degradations equal the published ones at printed precision."""
+def test_regenerating_the_stripe_gain_levels_reproduces_the_published_numbers(tmp_path, samples_dir):
+    """Build demmi-rf-c's clean and stripe_gain levels from the embedded samples, fuse with average and cascade
+    (destriping, then NLM), score with tang: the stripe_gain curves, rCE and mean degradations equal the
+    published ones at printed precision."""
     from demmi_rf.evaluation import read_results
 
-    settings = ",".join(["clean", *(f"stripe.s{k}" for k in range(1, 6))])
+    settings = ",".join(["clean", *(f"stripe_gain.s{k}" for k in range(1, 6))])
     ds = tmp_path / "ds"
     run_cli(["build", "--recipe", "demmi-rf-c", "--out", str(ds), "--degradations", settings, "--workers", "1",
              "--no-progress"])
     files = []
-    for method in ("average", "max"):
+    for method in ("average", "cascade"):
         fused = tmp_path / method
         run_cli(["baseline", method, "--dataset", str(ds), "--out", str(fused), "--workers", "1", "--no-progress"])
         files.append(tmp_path / f"{method}.json")
@@ -197,14 +236,17 @@ def test_regenerating_the_stripe_levels_reproduces_the_published_numbers(tmp_pat
     new = robustness([read_results(f) for f in files], [str(f) for f in files])
     published = json.loads((PUBLISHED / "tang" / "robustness.json").read_text(encoding="utf-8"))
     old = {m["method"]: m for m in published["methods"]}
-    assert published["levels"]["stripe"] == [1, 2, 3, 4, 5]
+    assert published["levels"]["stripe_gain"] == [1, 2, 3, 4, 5]
+    checked = 0
     for m in new.methods:
-        for c in (c for c in m.curves if c.atom == "stripe"):
-            values = old[m.method]["curves"]["stripe"][c.metric]
+        for c in (c for c in m.curves if c.atom == "stripe_gain"):
+            values = old[m.method]["curves"]["stripe_gain"][c.metric]
             want = [format_value(math.nan if v is None else float(v)) for v in values]
             assert [format_value(v) for v in c.values] == want, (m.method, c.metric)
-        for s in (s for s in m.atoms if s.atom == "stripe"):
-            cell = old[m.method]["atoms"]["stripe"][s.metric]
+            checked += 1
+        for s in (s for s in m.atoms if s.atom == "stripe_gain"):
+            cell = old[m.method]["atoms"]["stripe_gain"][s.metric]
             assert format_value(s.mean_degradation) == format_value(float(cell["mean_degradation"]))
             want_rce = "nan" if cell["rce"] is None else f"{float(cell['rce']):.1f}"
             assert ("nan" if math.isnan(s.rce) else f"{s.rce:.1f}") == want_rce, (m.method, s.metric)
+    assert checked == 2 * 14  # both methods, every tang metric
