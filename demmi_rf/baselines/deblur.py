@@ -110,7 +110,8 @@ def richardson_lucy(img: np.ndarray, psf: np.ndarray, iterations: int = RL_ITERA
 
 def motion_psf(length: int, angle: int) -> np.ndarray:
     """The ``motion`` atom's line kernel ``K_{L,θ}`` (float64, sums to 1; :func:`demmi_rf.degradations.motion.kernel`)
-    as a correlation kernel for :func:`richardson_lucy` / :func:`wiener_deconvolve`."""
+    as a correlation kernel for :func:`richardson_lucy` / :func:`wiener_deconvolve`. Imports the atom's module,
+    which registers the ``motion`` atom (the cascade calls this only for samples that have it)."""
     from ..degradations.motion import kernel  # noqa: PLC0415 - the atom's kernel, read-only
 
     if isinstance(length, bool) or int(length) != length or length < 1:
