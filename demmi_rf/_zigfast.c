@@ -1,20 +1,29 @@
-/* The common case of demmi_rf.ziggurat in one pass over the array: an optional compiled kernel.
+/* The normal sampler of demmi_rf.ziggurat in C: an optional compiled kernel with two entry points.
  *
- * For each element j, with u = (float)a[j] and i = layer[j]:
+ * fast_path -- the common case in one pass over the array. For each element j, with u = (float)a[j] and
+ * i = layer[j]:
  *     slow = |u| >= bound[i];   v = slow ? 0 : u * width[i];   out[j] = out[j] + v (adding) or v;
- * and the slow positions j are listed, in order, in `slow` (the count is returned).
+ * and the slow positions j are listed, in order, in `slow` (the count is returned). These are exactly the
+ * float32 operations of the numpy path (_fast and _fast_blocks in ziggurat.py), each correctly rounded:
+ * int32 -> float32 conversion, fabsf, a comparison, one multiplication, one addition.
  *
- * These are exactly the float32 operations of the numpy path (_fast and _fast_blocks in ziggurat.py), each
- * correctly rounded: int32 -> float32 conversion, fabsf, a comparison, one multiplication, one addition.
- * Built with -ffp-contract=off so that the compiler never fuses the multiply and the add; ziggurat.py checks
- * once per process that this kernel and the numpy path give the same bits before using it, and
- * tests/test_ziggurat.py compares them on every shape and scale. Only the Python buffer protocol is used (no
- * numpy headers); the caller passes C-contiguous arrays.
+ * slow_path -- every round of the wedge / tail resolution (_slow_round in ziggurat.py) until nothing is
+ * pending, with the same bit generator calls in the same order and with the same counts (it calls the
+ * generator's Python method random_raw(n) itself), and the same float64 operations in the same order:
+ * the wedge bounds, f(x) by exp_f64 (Cody-Waite reduction with rint = round-half-even, Taylor series by
+ * Horner, 2^k from its bit pattern), the tail's log_f64 (frexp, artanh series by Horner), and the float32
+ * roundings of the stored values. No libm exp/log is used; frexp, nearbyint and copysign are exact.
+ *
+ * Built with -ffp-contract=off so that the compiler never fuses a multiply and an add; ziggurat.py checks
+ * once per process that both entry points give the numpy path's bits (and leave the generator at the same
+ * position) before using them, and tests/test_ziggurat.py compares them on many inputs. Only the Python
+ * buffer protocol is used (no numpy headers); the caller passes C-contiguous arrays.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 static PyObject *fast_path(PyObject *self, PyObject *args) {
     Py_buffer words, layers, bound, width, out, slow;
@@ -73,9 +82,244 @@ done:
     return result;
 }
 
+/* ---- the slow path ------------------------------------------------------------------------------------ */
+
+#define TWO_M31 4.656612873077392578125e-10 /* 2^-31 */
+#define TWO_M53 1.1102230246251565404236316680908203125e-16 /* 2^-53 */
+
+/* Constants of demmi_rf.portable_math, passed in by ziggurat.py (so there is one source of the values). */
+typedef struct {
+    double ln2_hi, ln2_lo, log2e, sqrt_half;
+    double taylor[15]; /* 1/n!, n = 0..14 */
+    double atanh[13];  /* 1/(2j+1), j = 0..12 */
+} math_consts;
+
+/* 2^k for integral k in [-1022, 1023] from its bit pattern (_pow2). */
+static double pow2(double k) {
+    const uint64_t bits = ((uint64_t)((int64_t)k + 1023)) << 52;
+    double out;
+    memcpy(&out, &bits, sizeof out);
+    return out;
+}
+
+/* _exp_f64, operation by operation. */
+static double exp_f64(double z, const math_consts *c) {
+    const double k = nearbyint(z * c->log2e); /* default rounding mode: half to even, like np.rint */
+    const double r = (z - k * c->ln2_hi) - k * c->ln2_lo;
+    double p = c->taylor[14];
+    for (int n = 13; n >= 0; n--) {
+        p = p * r;
+        p = p + c->taylor[n];
+    }
+    return p * pow2(k);
+}
+
+/* _log_f64, operation by operation (v > 0). */
+static double log_f64(double v, const math_consts *c) {
+    int ei;
+    double m = frexp(v, &ei); /* exact */
+    if (m < c->sqrt_half) {
+        m = m * 2.0;
+        ei -= 1;
+    }
+    const double e = (double)ei;
+    const double f = m - 1.0;
+    const double s = f / (f + 2.0);
+    const double z = s * s;
+    double p = c->atanh[12];
+    for (int j = 11; j >= 0; j--) {
+        p = p * z;
+        p = p + c->atanh[j];
+    }
+    return e * c->ln2_hi + (2.0 * s * p + e * c->ln2_lo);
+}
+
+/* bitgen.random_raw(n) as a buffer of n uint64 (the caller releases it). */
+static int random_raw(PyObject *bitgen, Py_ssize_t n, Py_buffer *view) {
+    PyObject *arr = PyObject_CallMethod(bitgen, "random_raw", "n", n);
+    if (arr == NULL) {
+        return -1;
+    }
+    const int rc = PyObject_GetBuffer(arr, view, PyBUF_C_CONTIGUOUS);
+    Py_DECREF(arr); /* the view holds its own reference */
+    if (rc < 0) {
+        return -1;
+    }
+    if (view->len != 8 * n || view->itemsize != 8) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "slow_path: random_raw did not return n 64-bit words");
+        return -1;
+    }
+    return 0;
+}
+
+static int get_table(PyObject *obj, Py_buffer *view, Py_ssize_t nbytes, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    if (view->len != nbytes) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_ValueError, "slow_path: %s has the wrong size", what);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *slow_path(PyObject *self, PyObject *args) {
+    PyObject *bitgen, *o_words, *o_layers, *o_x, *o_f, *o_lo, *o_hi, *o_bound, *o_width, *o_consts, *o_out;
+    double r_edge, scale;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOddO", &bitgen, &o_words, &o_layers, &o_x, &o_f, &o_lo, &o_hi,
+                          &o_bound, &o_width, &o_consts, &r_edge, &scale, &o_out)) {
+        return NULL;
+    }
+    Py_buffer bw = {0}, bl = {0}, bx = {0}, bf = {0}, blo = {0}, bhi = {0}, bb = {0}, bwd = {0}, bc = {0};
+    Py_buffer bo = {0};
+    int have[10] = {0};
+    PyObject *result = NULL;
+    void *mem = NULL;
+    if (PyObject_GetBuffer(o_words, &bw, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    have[0] = 1;
+    if (PyObject_GetBuffer(o_layers, &bl, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    have[1] = 1;
+    if (get_table(o_x, &bx, 8 * 257, "x") < 0) goto done;
+    have[2] = 1;
+    if (get_table(o_f, &bf, 8 * 257, "f") < 0) goto done;
+    have[3] = 1;
+    if (get_table(o_lo, &blo, 8 * 256, "lo") < 0) goto done;
+    have[4] = 1;
+    if (get_table(o_hi, &bhi, 8 * 256, "hi") < 0) goto done;
+    have[5] = 1;
+    if (get_table(o_bound, &bb, 4 * 256, "bound") < 0) goto done;
+    have[6] = 1;
+    if (get_table(o_width, &bwd, 4 * 256, "width") < 0) goto done;
+    have[7] = 1;
+    if (get_table(o_consts, &bc, (Py_ssize_t)sizeof(math_consts), "consts") < 0) goto done;
+    have[8] = 1;
+    if (PyObject_GetBuffer(o_out, &bo, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) goto done;
+    have[9] = 1;
+    const Py_ssize_t n = bl.len;
+    if (bw.len != 4 * n || bo.len != 4 * n) {
+        PyErr_SetString(PyExc_ValueError, "slow_path: expected n int32 words, n uint8 layers, n float32 outputs");
+        goto done;
+    }
+    {
+        const double *xe = (const double *)bx.buf, *fe = (const double *)bf.buf;
+        const double *lo = (const double *)blo.buf, *hi = (const double *)bhi.buf;
+        const float *bound = (const float *)bb.buf, *width = (const float *)bwd.buf;
+        math_consts consts;
+        memcpy(&consts, bc.buf, sizeof consts);
+        float *out = (float *)bo.buf;
+        /* pending (word, layer, output position), the tail list and the rejected ones of a round */
+        const size_t cap = n > 0 ? (size_t)n : 1;
+        mem = PyMem_Malloc(cap * (sizeof(int32_t) + 1 + 3 * sizeof(Py_ssize_t)) + 16);
+        if (mem == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_ssize_t *pos = (Py_ssize_t *)mem;
+        Py_ssize_t *todo = pos + cap;  /* round-local indices of the tail positions */
+        Py_ssize_t *again = todo + cap; /* output positions of the rejected wedges */
+        int32_t *a = (int32_t *)(again + cap);
+        uint8_t *li = (uint8_t *)(a + cap);
+        memcpy(a, bw.buf, (size_t)n * sizeof(int32_t));
+        memcpy(li, bl.buf, (size_t)n);
+        for (Py_ssize_t j = 0; j < n; j++) {
+            pos[j] = j;
+        }
+        Py_ssize_t m = n;
+        while (m > 0) {
+            /* a: one uniform per pending position */
+            Py_buffer raw;
+            if (random_raw(bitgen, m, &raw) < 0) goto done;
+            const uint64_t *word = (const uint64_t *)raw.buf;
+            Py_ssize_t nt = 0, ng = 0;
+            for (Py_ssize_t j = 0; j < m; j++) {
+                const Py_ssize_t i = li[j];
+                const double u = (double)a[j] * TWO_M31;
+                const double x = u * xe[i];
+                const double uni = (double)(word[j] >> 11) * TWO_M53;
+                const double w = 1.0 - fabs(u);
+                int accept = uni < w * lo[i];
+                const int is_tail = i == 0;
+                if ((uni <= w * hi[i]) && !accept && !is_tail) { /* b: between the bounds, compare with f */
+                    const double f_low = fe[i];
+                    accept = f_low + uni * (fe[i + 1] - f_low) < exp_f64(-0.5 * x * x, &consts);
+                }
+                out[pos[j]] = (float)(x * scale);
+                if (is_tail) {
+                    todo[nt++] = j;
+                } else if (!accept) {
+                    again[ng++] = pos[j];
+                }
+            }
+            PyBuffer_Release(&raw);
+            /* c: the tail, all U1 then all U2 per try, until every tail position is accepted */
+            while (nt > 0) {
+                if (random_raw(bitgen, 2 * nt, &raw) < 0) goto done;
+                word = (const uint64_t *)raw.buf;
+                Py_ssize_t keep = 0;
+                for (Py_ssize_t k = 0; k < nt; k++) {
+                    const double l1 = log_f64((double)((word[k] >> 11) + 1) * TWO_M53, &consts);
+                    const double l2 = log_f64((double)((word[nt + k] >> 11) + 1) * TWO_M53, &consts);
+                    const double alpha = l1 / -r_edge;
+                    const int ok = -2.0 * l2 > alpha * alpha;
+                    const Py_ssize_t j = todo[k];
+                    out[pos[j]] = (float)(copysign(r_edge + alpha, (double)a[j]) * scale);
+                    if (!ok) {
+                        todo[keep++] = j;
+                    }
+                }
+                PyBuffer_Release(&raw);
+                nt = keep;
+            }
+            if (ng == 0) {
+                break;
+            }
+            /* d: fresh words and layers for the rejected ones (as _draw_words), then the common case */
+            Py_buffer rw, rl;
+            if (random_raw(bitgen, (ng + 1) / 2, &rw) < 0) goto done;
+            if (random_raw(bitgen, (ng + 7) / 8, &rl) < 0) {
+                PyBuffer_Release(&rw);
+                goto done;
+            }
+            const uint64_t *ww = (const uint64_t *)rw.buf, *lw = (const uint64_t *)rl.buf;
+            Py_ssize_t next = 0;
+            for (Py_ssize_t g = 0; g < ng; g++) {
+                const uint32_t half = (uint32_t)(ww[g >> 1] >> (32 * (g & 1)));
+                const int32_t a2 = (int32_t)(half | 1u);
+                const uint8_t l2 = (uint8_t)(lw[g >> 3] >> (8 * (g & 7)));
+                const float uf = (float)a2;
+                const int is_slow = fabsf(uf) >= bound[l2];
+                out[again[g]] = is_slow ? 0.0f : uf * width[l2];
+                if (is_slow) { /* next < = g: compacting in place is safe */
+                    a[next] = a2;
+                    li[next] = l2;
+                    pos[next] = again[g];
+                    next++;
+                }
+            }
+            PyBuffer_Release(&rw);
+            PyBuffer_Release(&rl);
+            m = next;
+        }
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+done:
+    PyMem_Free(mem);
+    Py_buffer *views[10] = {&bw, &bl, &bx, &bf, &blo, &bhi, &bb, &bwd, &bc, &bo};
+    for (int q = 0; q < 10; q++) {
+        if (have[q]) PyBuffer_Release(views[q]);
+    }
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"fast_path", fast_path, METH_VARARGS,
      "fast_path(words, layers, bound, width, out, slow, add) -> number of slow positions"},
+    {"slow_path", slow_path, METH_VARARGS,
+     "slow_path(bitgen, words, layers, x, f, lo, hi, bound, width, consts, r, scale, out) -> None: every round "
+     "of the wedge / tail resolution for the pending words and layers, into out (float32, same length)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,10 +4,12 @@ Every normal of the toolkit's synthesis (``noise*`` pixels, ``stripe`` column of
 :func:`normal`. It reads only 64-bit words of the sample's PCG64 stream (``bit_generator.random_raw``,
 whose output numpy keeps stable across versions, NEP 19) and turns them into normals with IEEE basic
 operations, a table gather and the libm-free ``exp`` / ``log`` of :mod:`demmi_rf.portable_math`. So the
-same stream gives the same bits on every machine and numpy version. The common case (step 2 below) runs in a
-small compiled kernel (``demmi_rf/_zigfast.c``, built at install when a C compiler is available) or, without
-it, as a handful of whole-array numpy operations; the two give the same bits (checked once per process, and
-by the tests). With the kernel the sampler runs about twice as fast as
+same stream gives the same bits on every machine and numpy version. The common case (step 2 below) and the
+slow path (step 3: every round, with the same ``random_raw`` calls and the same float64 operations in the same
+order, exp/log included) run in a small compiled kernel (``demmi_rf/_zigfast.c``, built at install when a C
+compiler is available) or, without it, as whole-array numpy operations; the two give the same bits and leave
+the generator at the same position (checked once per process, and by the tests). Draws with no slow position
+(common for small n) skip step 3 altogether. With the kernel the sampler runs about twice as fast as
 ``Generator.standard_normal(dtype=float32)``, with numpy about 1.5 times (``benchmarks/bench_degradations.py``).
 
 The method is the ziggurat of Marsaglia & Tsang (*The Ziggurat Method for Generating Random Variables*,
@@ -58,6 +60,7 @@ from types import ModuleType
 import cv2
 import numpy as np
 
+from . import portable_math
 from .portable_math import _exp_f64, _log_f64
 
 LAYERS = 256
@@ -183,15 +186,57 @@ def _draw(rng: np.random.Generator, flat: np.ndarray, scale: float, add: bool) -
     bitgen = rng.bit_generator
     a, i = _draw_words(bitgen, n)
     pending = _fast_blocks(a, i, flat, scale, add)
-    a, i = a[pending], i[pending]
-    resolved = np.empty(pending.size, dtype=np.float32)
-    where = np.arange(pending.size)
-    while where.size:
-        a, i, where = _slow_round(bitgen, resolved, where, a, i, scale)
+    if not pending.size:  # about 1.5 % of the draws are slow: none at all is common for small n
+        return
+    resolved = _slow_path(bitgen, a[pending], i[pending], scale)
     if add:
         flat[pending] += resolved
     else:
         flat[pending] = resolved
+
+
+def _slow_path(bitgen: np.random.BitGenerator, a: np.ndarray, i: np.ndarray, scale: float) -> np.ndarray:
+    """The values of the slow positions (words ``a``, layers ``i``): every round of step 3 until none is left,
+    by the compiled kernel when it is usable (the same generator calls and float64 operations), else numpy."""
+    resolved = np.empty(a.size, dtype=np.float32)
+    kernel = _kernel()
+    if kernel is not None:
+        kernel.slow_path(bitgen, a, i, *_slow_tables(), _widths(scale), _math_consts(), tables()[2], scale,
+                         resolved)
+        return resolved
+    return _slow_path_numpy(bitgen, a, i, scale, resolved)
+
+
+def _slow_path_numpy(
+    bitgen: np.random.BitGenerator, a: np.ndarray, i: np.ndarray, scale: float, resolved: np.ndarray,
+    numpy_only: bool = False,
+) -> np.ndarray:
+    """:func:`_slow_path` with numpy, round by round (:func:`_slow_round`), into ``resolved``
+    (``numpy_only``: step 2 of the rejected ones with numpy too, as the kernel's probe needs)."""
+    where = np.arange(a.size)
+    while where.size:
+        a, i, where = _slow_round(bitgen, resolved, where, a, i, scale, numpy_only)
+    return resolved
+
+
+@functools.lru_cache(maxsize=1)
+def _slow_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The kernel's tables of step 3, C-contiguous: x_i, f(x_i), the wedge bounds lo_i, hi_i, the float32
+    fast-accept bounds (with :func:`_widths`, step 2 again for the rejected wedges)."""
+    x, f, _, _ = tables()
+    lo, hi = _wedge_bounds()
+    return tuple(np.ascontiguousarray(t) for t in (x, f, lo, hi, _thresholds()))
+
+
+@functools.lru_cache(maxsize=1)
+def _math_consts() -> np.ndarray:
+    """The constants of :func:`~demmi_rf.portable_math._exp_f64` / ``_log_f64`` in the kernel's layout (ln 2
+    high and low parts, log2 e, sqrt(1/2), the 15 Taylor and 13 artanh coefficients): one source of values."""
+    pm = portable_math
+    values = (pm._LN2_HI, pm._LN2_LO, pm._LOG2E, pm._SQRT_HALF, *pm._EXP_TAYLOR, *pm._ATANH_SERIES)
+    out = np.array(values, dtype=np.float64)
+    out.setflags(write=False)
+    return out
 
 
 def _fast_blocks(words: np.ndarray, layers: np.ndarray, flat: np.ndarray, scale: float, add: bool) -> np.ndarray:
@@ -226,6 +271,7 @@ def _fast_blocks_numpy(
 
 def _slow_round(
     bitgen: np.random.BitGenerator, out: np.ndarray, pos: np.ndarray, a: np.ndarray, i: np.ndarray, scale: float,
+    numpy_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resolve the wedge and tail cases at positions ``pos`` (words ``a``, layers ``i``) into ``out``;
     returns the words, layers and positions still pending (rejected wedges, with fresh draws)."""
@@ -261,16 +307,18 @@ def _slow_round(
         return a[:0], i[:0], again
     a2, i2 = _draw_words(bitgen, again.size)
     values = np.empty(again.size, dtype=np.float32)
-    slow = _fast_blocks(a2, i2, values, scale, add=False)  # step 2 again, by the same code as the first pass
+    fast = _fast_blocks_numpy if numpy_only else _fast_blocks
+    slow = fast(a2, i2, values, scale, add=False)  # step 2 again, by the same code as the first pass
     out[again] = values  # the slow ones are overwritten by a later round
     return a2[slow], i2[slow], again[slow]
 
 
 @functools.lru_cache(maxsize=1)
 def _kernel() -> ModuleType | None:
-    """The compiled common case (``demmi_rf/_zigfast.c``, built at install when a C compiler is available),
-    or None: when it is missing, when ``DEMMI_RF_NUMPY_ZIGGURAT=1``, or when it does not give the numpy path's
-    bits on a probe (checked once per process), the numpy path runs. Both give the same bits."""
+    """The compiled kernel (``demmi_rf/_zigfast.c``, built at install when a C compiler is available: the
+    common case and the slow path), or None: when it is missing, when ``DEMMI_RF_NUMPY_ZIGGURAT=1``, or when
+    either entry point does not give the numpy path's bits (and, for the slow path, the same generator
+    position) on a probe (checked once per process), the numpy path runs. Both give the same bits."""
     if os.environ.get("DEMMI_RF_NUMPY_ZIGGURAT", "") not in ("", "0"):
         return None
     try:
@@ -286,6 +334,23 @@ def _kernel() -> ModuleType | None:
         slow_got = np.empty(got.size, dtype=np.int64)
         k = _zigfast.fast_path(words, layers, _thresholds(), _widths(scale), got, slow_got, add)
         if expected.tobytes() != got.tobytes() or not np.array_equal(slow_expected, slow_got[:k]):
+            return None
+    # the slow path on words of every kind: random layers, then the tail layer 0, the edge layers 1, 254, 255
+    layers = layers[:512].copy()
+    layers[128:256] = 0
+    layers[256:384] = np.resize(np.array([1, 254, 255], dtype=np.uint8), 128)
+    for scale in (25.0, 1.0):
+        paths = []
+        for slow in (_slow_path_numpy, None):
+            gen = np.random.PCG64(20261130)
+            out = np.empty(layers.size, dtype=np.float32)
+            if slow is None:
+                _zigfast.slow_path(gen, words[:512], layers, *_slow_tables(), _widths(scale), _math_consts(),
+                                   tables()[2], scale, out)
+            else:
+                slow(gen, words[:512], layers, scale, out, numpy_only=True)
+            paths.append((out.tobytes(), int(gen.random_raw())))  # the values and the stream position
+        if paths[0] != paths[1]:
             return None
     return _zigfast
 

@@ -261,6 +261,104 @@ def test_kernel_and_numpy_path_give_the_same_bits_and_stream_position(shape, sca
     assert run(31) == compiled
 
 
+class _CountingGenerator:
+    """A PCG64 that records the count of every ``random_raw`` call (the kernel calls it as numpy does)."""
+
+    def __init__(self, seed: int) -> None:
+        self.gen, self.calls = np.random.PCG64(seed), []
+
+    def random_raw(self, size: int) -> np.ndarray:
+        self.calls.append(size)
+        return self.gen.random_raw(size)
+
+
+def _slow_both_ways(seed: int, n: int, scale: float, layers: tuple[int, ...] | None) -> list[tuple]:
+    """The slow path of n words (all of them pending, whatever their case) by the kernel and by numpy, from
+    the same generator state: (output bytes, random_raw call counts, the next raw word) for each."""
+    words, drawn = ziggurat._draw_words(np.random.default_rng(seed).bit_generator, n)
+    if layers is not None:
+        drawn = np.random.default_rng(seed + 1).choice(np.array(layers, dtype=np.uint8), n)
+    results = []
+    for kernel in (True, False):
+        gen = _CountingGenerator(seed + 2)
+        out = np.empty(n, dtype=np.float32)
+        if kernel:
+            ziggurat._kernel().slow_path(gen, words, drawn, *ziggurat._slow_tables(), ziggurat._widths(scale),
+                                         ziggurat._math_consts(), tables()[2], scale, out)
+        else:
+            ziggurat._slow_path_numpy(gen, words, drawn, scale, out, numpy_only=True)
+        results.append((out.tobytes(), tuple(gen.calls), int(gen.gen.random_raw())))
+    return results
+
+
+@pytest.mark.skipif(ziggurat.backend() != "compiled", reason="the compiled kernel is not built here")
+@pytest.mark.parametrize("layers", [None, (0,), (1,), (254,), (255,), (0, 1, 254, 255), (0, 128, 200)])
+@pytest.mark.parametrize("scale", [1.0, 25.0, 0.0, 1e-3])
+def test_the_kernels_slow_path_gives_the_numpy_bits_calls_and_stream_position(layers, scale):
+    """Wedges (bounds and exact f), tails (several tries) and rejected wedges redrawn, on many words: the
+    same float32 bits, the same random_raw calls with the same counts and the same generator position."""
+    retried_tail = redrawn = False
+    for seed in range(40):
+        for n in (1, 2, 7, 64, 1000):
+            kernel, numpy_path = _slow_both_ways(seed, n, scale, layers)
+            assert kernel == numpy_path, (seed, n)
+            calls = kernel[1]
+            retried_tail |= layers == (0,) and len(calls) > 2  # uniforms, a tail try, then another one
+            redrawn |= len(calls) > 1 and layers is not None and 0 not in layers
+    if layers == (0,):
+        assert retried_tail  # the comparison is not vacuous: tails were rejected and tried again
+    elif layers is not None and 0 not in layers:
+        assert redrawn  # and rejected wedges were redrawn
+
+
+def test_a_kernel_whose_slow_path_differs_is_not_used(monkeypatch):
+    """The once-per-process probe also compares the slow path: a kernel that is off by one ulp there falls
+    back to numpy."""
+    real = ziggurat._kernel()
+    if real is None:
+        pytest.skip("the compiled kernel is not built here")
+
+    class OffByOneUlp:
+        fast_path = staticmethod(real.fast_path)
+
+        @staticmethod
+        def slow_path(*args):
+            real.slow_path(*args)
+            out = args[-1]
+            out[0] = np.nextafter(out[0], np.float32(np.inf))
+
+    import sys
+
+    import demmi_rf
+
+    monkeypatch.setitem(sys.modules, "demmi_rf._zigfast", OffByOneUlp)
+    monkeypatch.setattr(demmi_rf, "_zigfast", OffByOneUlp)  # what ``from . import _zigfast`` finds first
+    ziggurat._kernel.cache_clear()
+    try:
+        assert ziggurat._kernel() is None
+    finally:
+        monkeypatch.undo()
+        ziggurat._kernel.cache_clear()
+    assert ziggurat._kernel() is not None
+
+
+def test_no_slow_position_skips_the_slow_path(monkeypatch):
+    """Small draws often have no slow position: then the slow path is not entered at all (same bits)."""
+    calls = []
+    real = ziggurat._slow_path
+    monkeypatch.setattr(ziggurat, "_slow_path", lambda *a: calls.append(1) or real(*a))
+    seed = next(s for s in range(100) if _no_slow(s))
+    normal(np.random.default_rng(seed), 8, 1.0)
+    assert not calls
+    normal(np.random.default_rng(0), 100_000, 1.0)
+    assert calls
+
+
+def _no_slow(seed: int) -> bool:
+    a, i = ziggurat._draw_words(np.random.default_rng(seed).bit_generator, 8)
+    return not ziggurat._fast_blocks_numpy(a, i, np.empty(8, np.float32), 1.0, False).size
+
+
 def test_the_numpy_path_can_be_forced_and_gives_the_same_bits():
     import os
     import subprocess
