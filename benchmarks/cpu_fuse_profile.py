@@ -1,11 +1,11 @@
-"""CPU cost of ``demmi fuse`` with a small TG-ECNet configuration on one 640x480 pair, before and after the CPU
-inference fast path, as ratios to what the model's FLOP count would take at the machine's measured convolution
+"""CPU cost of ``demmi fuse`` with a small TG-ECNet configuration on one 640x480 pair (``--size``), before and after
+the CPU inference fast path, as ratios to what the model's FLOP count would take at the machine's measured convolution
 throughput.
 
 Measured in one run, on ``--threads`` threads (default 1):
 
 * ``conv_gflops``: a dense 3x3 convolution (64 -> 64 channels, 240x320), the best case of the machine;
-* ``model_gflop``: FLOPs of one fused 640x480 image (both restorer passes and the fusion head), counted by
+* ``model_gflop``: FLOPs of one fused image (both restorer passes and the fusion head), counted by
   ``torch.utils.flop_counter`` (a multiply-add counts 2);
 * per variant, seconds per image through :class:`tgecnet_ref.infer.Fuser` (best of ``--repeat`` in each of
   ``--rounds`` fresh processes, the variants taking turns so that a change of machine load hits all of them) and
@@ -58,8 +58,11 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
+SIZE = (480, 640)
+
+
 def _pair() -> tuple[np.ndarray, np.ndarray]:
-    vis, ir = np.random.default_rng(0).integers(0, 256, (2, 480, 640), dtype=np.uint8)
+    vis, ir = np.random.default_rng(0).integers(0, 256, (2, *SIZE), dtype=np.uint8)
     return vis, ir
 
 
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=2, help="fresh processes per variant, variants taking turns")
     ap.add_argument("--variants", default="reference,reference_reuse,fast",
                     help=f"comma-separated, from {','.join(VARIANTS)} (the first is the baseline)")
+    ap.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the pair (multiples of 8)")
     ap.add_argument("--no-top-modules", action="store_true", help="skip the per-module timing (one more fuse)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -117,6 +121,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--npy", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    global SIZE
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        ap.error(f"--size must be WIDTHxHEIGHT, got {args.size!r}")
+    if width < 16 or height < 16 or width % 8 or height % 8:
+        ap.error(f"--size: width and height must be multiples of 8 and at least 16, got {args.size}")
+    SIZE = (height, width)
     if args.child:
         result = _child(args.child, args.ckpt, args.threads, args.repeat, args.npy, args.profile)
         print(json.dumps(result))
@@ -143,9 +155,9 @@ def _parent(args: argparse.Namespace, variants: list[str]) -> dict:
         work = Path(tmp) / "model.pt"
         save_checkpoint(work, {"stage": 2, "config": cfg.to_dict(), "model": model.state_dict()})
         with torch.no_grad(), FlopCounterMode(display=False) as fc:
-            model(torch.rand(1, 1, 480, 640), torch.rand(1, 1, 480, 640))
+            model(torch.rand(1, 1, *SIZE), torch.rand(1, 1, *SIZE))
         del model
-        report: dict = {"config": args.config, "threads": args.threads, "torch": torch.__version__,
+        report: dict = {"config": args.config, "size": args.size, "threads": args.threads, "torch": torch.__version__,
                         "cpu_count": os.cpu_count(), "load_average_start": round(os.getloadavg()[0], 2),
                         "model_gflop": round(fc.get_total_flops() / 1e9, 2),
                         "conv_gflops": round(conv_gflops(max(args.repeat, 3)), 2),
@@ -158,11 +170,12 @@ def _parent(args: argparse.Namespace, variants: list[str]) -> dict:
                 npy = Path(tmp) / f"{v}.npy"
                 profile = r == args.rounds - 1 and v in ("reference", "fast") and not args.no_top_modules
                 cmd = [sys.executable, __file__, "--child", v, "--ckpt", str(work), "--npy", str(npy),
-                       "--threads", str(args.threads), "--repeat", str(args.repeat)] + (["--profile"] if profile
-                                                                                       else [])
+                       "--size", args.size, "--threads", str(args.threads), "--repeat", str(args.repeat)]
+                cmd += ["--profile"] if profile else []
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if done.returncode:
-                    raise SystemExit(f"variant {v} failed:\n{done.stderr[-3000:]}")
+                    raise SystemExit(f"variant {v} failed (exit status {done.returncode}; a negative one is the "
+                                     f"signal, e.g. -9 when the kernel ran out of memory):\n{done.stderr[-3000:]}")
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 best[v] = min(best[v], result["seconds"])
                 rss[v] = max(rss[v], result["peak_rss_mib"])
