@@ -108,11 +108,18 @@ class Setting:
         return not self.atoms
 
     def chain(self, modality: str) -> tuple[Atom, ...]:
-        """The atoms acting on ``modality`` (``"vis"`` or ``"ir"``) in application order."""
+        """The atoms acting on ``modality`` (``"vis"`` or ``"ir"``) in application order (cached per registry
+        generation: a register / unregister of any atom recomputes it)."""
+        key = (self.atoms, modality)
+        hit = _CHAINS.get(key)
+        if hit is not None and hit[0] == ATOMS.generation:
+            return hit[1]
         if modality not in MODALITIES:
             raise ValueError(f"modality must be 'vis' or 'ir', got {modality!r}")
-        return tuple(sorted((get(a) for a in self.atoms if get(a).modality == modality),
-                            key=lambda a: (a.stage, a.name)))
+        chain = tuple(sorted((get(a) for a in self.atoms if get(a).modality == modality),
+                             key=lambda a: (a.stage, a.name)))
+        _remember(_CHAINS, key, (ATOMS.generation, chain))
+        return chain
 
     @property
     def vis_chain(self) -> tuple[Atom, ...]:
@@ -134,6 +141,21 @@ class Setting:
 
     def __str__(self) -> str:
         return self.name
+
+
+#: bounded caches (at most :data:`_CACHE_MAX` entries each; cleared when full): setting string -> (registry
+#: generation, Setting), and (atoms, modality) -> (registry generation, chain). An entry is used only while
+#: :attr:`~demmi_rf.degradations.registry.Registry.generation` is unchanged, so registering or unregistering
+#: any atom (a plugin, a test) re-parses: the cache never answers differently from a fresh parse.
+_CACHE_MAX = 4096
+_PARSED: dict[str, tuple[int, Setting]] = {}
+_CHAINS: dict[tuple[tuple[str, ...], str], tuple[int, tuple[Atom, ...]]] = {}
+
+
+def _remember(cache: dict, key: Any, entry: Any) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = entry
 
 
 def split_level(token: str) -> tuple[str, int | None]:
@@ -209,6 +231,15 @@ def _from_pairs(pairs: tuple[tuple[str, int], ...]) -> Setting:
     return Setting(tuple(a for a, _ in pairs), tuple(k for _, k in pairs))
 
 
+def _parse_text(setting: str) -> Setting:
+    text = setting.strip()
+    if not text:
+        raise SettingError(f"empty setting {setting!r}; valid: {valid_names()}")
+    if text == CLEAN:
+        return Setting(())
+    return _from_pairs(_canonical(text.split("+"), where=repr(setting)))
+
+
 def parse_setting(setting: str | Setting | Iterable[str]) -> Setting:
     """Parse ``"noise50+haze+stripe"`` (any atom order, spaces around ``+`` allowed; an atom may carry a
     severity level, ``haze.s3``), ``"clean"``, a
@@ -216,17 +247,20 @@ def parse_setting(setting: str | Setting | Iterable[str]) -> Setting:
 
     Raises :class:`~demmi_rf.errors.SettingError` (a ``ValueError``) for an empty setting, an unknown atom,
     two noise levels, a repeated atom, ``clean`` combined with atoms, or a severity level the atom's ladder
-    does not have; the message lists the valid names.
+    does not have; the message lists the valid names. Parsed strings are cached (bounded; invalidated by any
+    register / unregister of an atom), so a repeated setting costs a dictionary look-up.
     """
     if isinstance(setting, Setting):
         return setting
+    if type(setting) is str:  # a str subclass may redefine strip/split: never cached
+        hit = _PARSED.get(setting)
+        if hit is not None and hit[0] == ATOMS.generation:
+            return hit[1]
+        parsed = _parse_text(setting)
+        _remember(_PARSED, setting, (ATOMS.generation, parsed))  # the generation after the parse (lazy loads)
+        return parsed
     if isinstance(setting, str):
-        text = setting.strip()
-        if not text:
-            raise SettingError(f"empty setting {setting!r}; valid: {valid_names()}")
-        if text == CLEAN:
-            return Setting(())
-        return _from_pairs(_canonical(text.split("+"), where=repr(setting)))
+        return _parse_text(setting)
     if isinstance(setting, Iterable):
         atoms = tuple(setting)
         if not atoms:

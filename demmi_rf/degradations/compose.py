@@ -189,11 +189,12 @@ def degrade(
         ranges = _registry_defaults(s.atoms)
     drawn: dict[str, dict[str, Any]] = {}
     out = {"vis": vis, "ir": ir}
+    name = s.name
     for modality, image in (("vis", vis), ("ir", ir)):
-        if not s.chain(modality):
-            continue
-        stream = Stream(generator(seed, pair_id, s.name, modality, *stream_extra))
         chain = s.chain(modality)
+        if not chain:
+            continue
+        stream = Stream(generator(seed, pair_id, name, modality, *stream_extra))
         alone = chain[0] if len(chain) == 1 else None
         if alone is not None and alone.apply_uint8 is not None and not (alone.family == "haze" and depth is not None):
             table = s.atom_ranges(alone.name, ranges)
@@ -205,5 +206,5 @@ def degrade(
         drawn.update(d)
     params = {name: drawn[name] for name in s.atoms}
     return DegradedPair(
-        vis=out["vis"], ir=out["ir"], setting=s.name, params=params, pair_id=pair_id, seed=int(seed)
+        vis=out["vis"], ir=out["ir"], setting=name, params=params, pair_id=pair_id, seed=int(seed)
     )

@@ -369,6 +369,8 @@ class Registry:
         self._plugins_loaded = entry_point_group is None
         self._lock = threading.RLock()
         self._plugin_errors: list[str] = []
+        #: bumped by every register / unregister: caches of parsed settings key on it (demmi_rf.settings)
+        self.generation = 0
 
     def register(self, spec: AtomSpec) -> AtomSpec:
         """Add ``spec``; returns it (usable on a module-level spec). Refuses a name already registered, a second
@@ -390,15 +392,18 @@ class Registry:
                         f"already {other.name!r}'s (family {other.family!r}); choose a stage before or after it"
                     )
             self._specs[spec.name] = spec
+            self.generation += 1
         return spec
 
     def unregister(self, name: str) -> AtomSpec:
         """Remove and return the atom ``name`` (for tests and plugin reloads)."""
         with self._lock:
             try:
-                return self._specs.pop(name)
+                spec = self._specs.pop(name)
             except KeyError:
                 raise AtomRegistryError(f"{self.name}: no atom named {name!r} to unregister") from None
+            self.generation += 1
+            return spec
 
     def _ensure_plugins(self) -> None:
         if self._plugins_loaded:

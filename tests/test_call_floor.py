@@ -1,0 +1,89 @@
+"""The per-call shortcuts of degrade() (issue 14 section 2): cached setting parses and chains that a register /
+unregister invalidates, and the generator's cheaper construction giving the very same stream."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from demmi_rf import degrade, settings
+from demmi_rf.degradations import STAGE_SCENE, UNIFORM, AtomSpec, Param, register_atom, unregister_atom
+from demmi_rf.degradations.registry import ATOMS
+from demmi_rf.errors import SettingError
+from demmi_rf.rng import generator, stable_words
+from demmi_rf.settings import parse_setting
+
+
+def _spec(name: str, stage: int = STAGE_SCENE + 7) -> AtomSpec:
+    return AtomSpec(name=name, family=name, modality="vis", stage=stage,
+                    params=(Param("k", UNIFORM, lo=0.0, hi=1.0, default=[0.2, 0.4]),),
+                    draw=lambda stream, image, ranges, atom=name: {},
+                    apply=lambda image, stream=None, **p: image)
+
+
+def test_a_repeated_setting_is_parsed_once_and_equals_a_fresh_parse():
+    first = parse_setting("stripe + noise50+haze")
+    assert parse_setting("stripe + noise50+haze") is first  # served from the cache
+    fresh = settings._parse_text("stripe + noise50+haze")
+    assert fresh == first and fresh.name == "noise50+haze+stripe"
+
+
+def test_register_and_unregister_invalidate_the_parse_and_chain_caches():
+    with pytest.raises(SettingError, match="unknown atom 'floorprobe'"):
+        parse_setting("floorprobe+noise50")
+    before = ATOMS.generation
+    spec = register_atom(_spec("floorprobe"))
+    try:
+        assert ATOMS.generation > before
+        s = parse_setting("floorprobe+noise50")  # an earlier failure is never cached
+        assert "floorprobe" in s.atoms and spec in s.chain("vis")
+        assert parse_setting("floorprobe+noise50") is s
+    finally:
+        unregister_atom("floorprobe")
+    with pytest.raises(SettingError, match="unknown atom 'floorprobe'"):
+        parse_setting("floorprobe+noise50")  # the cached parse is not served once the atom is gone
+    # a chain cached for a Setting is recomputed after the registry changes
+    with pytest.raises(SettingError):
+        s.chain("vis")
+    replacement = register_atom(_spec("floorprobe", stage=STAGE_SCENE + 8))
+    try:
+        assert replacement in parse_setting("floorprobe+noise50").chain("vis")
+        assert replacement in s.chain("vis") and spec not in s.chain("vis")
+    finally:
+        unregister_atom("floorprobe")
+
+
+def test_the_caches_are_bounded(monkeypatch):
+    monkeypatch.setattr(settings, "_CACHE_MAX", 3)
+    monkeypatch.setattr(settings, "_PARSED", {})
+    for text in ("haze", "noise50", "stripe", "defocus", "haze+stripe"):
+        parse_setting(text)
+        assert len(settings._PARSED) <= 3
+
+
+def test_a_str_subclass_is_parsed_but_not_cached():
+    class Odd(str):
+        pass
+
+    assert parse_setting(Odd("haze+noise50")).name == "noise50+haze"
+    assert not any(type(k) is not str for k in settings._PARSED)
+
+
+@pytest.mark.parametrize("parts", [(0, "msrs/00004N", "noise50+haze", "vis"), (7, "a/b", "clean", "ir"),
+                                   (2**63, "x/y", "stripe", "ir", "resample", 3, 4)])
+def test_the_generator_is_the_seedsequence_of_the_documented_words(parts):
+    """The uint32-array entropy gives the state of the documented list of eight words."""
+    reference = np.random.Generator(np.random.PCG64(np.random.SeedSequence(stable_words(*parts))))
+    got = generator(*parts)
+    assert got.bit_generator.state == reference.bit_generator.state
+    assert np.array_equal(got.bit_generator.random_raw(9), reference.bit_generator.random_raw(9))
+
+
+def test_degrade_twice_gives_the_same_bytes_through_the_caches():
+    vis = np.random.default_rng(1).integers(0, 256, (16, 20, 3), dtype=np.uint8)
+    ir = np.random.default_rng(2).integers(0, 256, (16, 20), dtype=np.uint8)
+    a = degrade(vis, ir, "stripe+noise25+haze", 3, pair_id="t/1")
+    settings._PARSED.clear()
+    settings._CHAINS.clear()
+    b = degrade(vis, ir, "haze+stripe+noise25", 3, pair_id="t/1")
+    assert a.vis.tobytes() == b.vis.tobytes() and a.ir.tobytes() == b.ir.tobytes() and a.params == b.params
