@@ -1,4 +1,4 @@
-/* The normal sampler of demmi_rf.ziggurat in C: an optional compiled kernel with two entry points.
+/* The normal sampler of demmi_rf.ziggurat in C: an optional compiled kernel with three entry points.
  *
  * fast_path -- the common case in one pass over the array. For each element j, with u = (float)a[j] and
  * i = layer[j]:
@@ -13,6 +13,8 @@
  * the wedge bounds, f(x) by exp_f64 (Cody-Waite reduction with rint = round-half-even, Taylor series by
  * Horner, 2^k from its bit pattern), the tail's log_f64 (frexp, artanh series by Horner), and the float32
  * roundings of the stored values. No libm exp/log is used; frexp, nearbyint and copysign are exact.
+ *
+ * exp_array -- portable_math._exp_f64 on a float64 array (the tone-curve tables of the exposure atoms).
  *
  * Built with -ffp-contract=off so that the compiler never fuses a multiply and an add; ziggurat.py checks
  * once per process that both entry points give the numpy path's bits (and leave the generator at the same
@@ -314,12 +316,41 @@ done:
     return result;
 }
 
+/* out[j] = exp_f64(z[j]) for n float64 values (portable_math._exp_f64, operation by operation; z in [-708, 709],
+ * checked by the caller), with the constants as for slow_path. */
+static PyObject *exp_array(PyObject *self, PyObject *args) {
+    Py_buffer src, consts, out;
+    if (!PyArg_ParseTuple(args, "y*y*w*", &src, &consts, &out)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (src.len != out.len || src.len % 8 != 0 || consts.len != (Py_ssize_t)sizeof(math_consts)) {
+        PyErr_SetString(PyExc_ValueError, "exp_array: expected n float64 inputs, the constants, n float64 outputs");
+    } else {
+        math_consts c;
+        memcpy(&c, consts.buf, sizeof c);
+        const double *z = (const double *)src.buf;
+        double *o = (double *)out.buf;
+        const Py_ssize_t n = src.len / 8;
+        for (Py_ssize_t j = 0; j < n; j++) {
+            o[j] = exp_f64(z[j], &c);
+        }
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&consts);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"fast_path", fast_path, METH_VARARGS,
      "fast_path(words, layers, bound, width, out, slow, add) -> number of slow positions"},
     {"slow_path", slow_path, METH_VARARGS,
      "slow_path(bitgen, words, layers, x, f, lo, hi, bound, width, consts, r, scale, out) -> None: every round "
      "of the wedge / tail resolution for the pending words and layers, into out (float32, same length)"},
+    {"exp_array", exp_array, METH_VARARGS, "exp_array(z, consts, out) -> None: out = portable exp(z), float64"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -23,6 +23,9 @@ with ln 2 = c₁ + c₂ split so that k·c₁ is exact, and
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Callable
 from fractions import Fraction
 from math import factorial
 
@@ -90,7 +93,20 @@ def log_f64(v: np.ndarray) -> np.ndarray:
 
 
 def _exp_f64(z: np.ndarray) -> np.ndarray:
-    """:func:`exp_f64` without the argument check (float64 array in [-708, 709])."""
+    """:func:`exp_f64` without the argument check (float64 array in [-708, 709]): by the compiled kernel's
+    ``exp_array`` (the same operations in the same order, in C) when it is built and gives these bits on a probe
+    (:func:`_compiled_exp`), else with numpy (:func:`_exp_f64_numpy`)."""
+    kernel = _compiled_exp()
+    if kernel is not None and z.dtype == np.float64:
+        src = np.ascontiguousarray(z)
+        out = np.empty(src.shape, np.float64)
+        kernel(src, math_constants(), out)
+        return out
+    return _exp_f64_numpy(z)
+
+
+def _exp_f64_numpy(z: np.ndarray) -> np.ndarray:
+    """:func:`_exp_f64` with numpy: Cody-Waite reduction, Taylor series by Horner, 2^k from its bit pattern."""
     k = np.rint(z * _LOG2E)
     r = (z - k * _LN2_HI) - k * _LN2_LO
     p = np.full_like(r, _EXP_TAYLOR[-1])
@@ -119,3 +135,35 @@ def _log_f64(v: np.ndarray) -> np.ndarray:
 def _pow2(k: np.ndarray) -> np.ndarray:
     """2^k for integral float64 ``k`` in [-1022, 1023], from its IEEE bit pattern (exact)."""
     return ((k.astype(np.int64) + 1023) << 52).view(np.float64)
+
+
+@functools.lru_cache(maxsize=1)
+def math_constants() -> np.ndarray:
+    """The constants of :func:`_exp_f64` / :func:`_log_f64` as one read-only float64 array, in the layout of the
+    compiled kernel's ``math_consts`` (``demmi_rf/_zigfast.c``): ln 2 high and low parts, log2 e, sqrt(1/2), the
+    15 Taylor and the 13 artanh coefficients. The kernel takes its constants from here: one source of values."""
+    out = np.array((_LN2_HI, _LN2_LO, _LOG2E, _SQRT_HALF, *_EXP_TAYLOR, *_ATANH_SERIES), dtype=np.float64)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_exp() -> Callable[..., None] | None:
+    """The kernel's ``exp_array(z, constants, out)``, or None: when the kernel is missing, when
+    ``DEMMI_RF_NUMPY_ZIGGURAT=1`` (the numpy paths of every compiled routine), or when it does not give
+    :func:`_exp_f64_numpy`'s bits on a probe over the whole domain (checked once per process)."""
+    if os.environ.get("DEMMI_RF_NUMPY_ZIGGURAT", "") not in ("", "0"):
+        return None
+    try:
+        from . import _zigfast
+    except ImportError:
+        return None
+    kernel = getattr(_zigfast, "exp_array", None)
+    if kernel is None:
+        return None
+    rng = np.random.default_rng(20261130)
+    probe = np.concatenate([np.linspace(-708.0, 709.0, 4099), rng.uniform(-8.0, 0.0, 4096),
+                            [0.0, -0.0, 709.0, -708.0, 0.5 * np.log(2.0), -0.5 * np.log(2.0)]])
+    out = np.empty_like(probe)
+    kernel(probe, math_constants(), out)
+    return kernel if out.tobytes() == _exp_f64_numpy(probe).tobytes() else None

@@ -228,15 +228,10 @@ def _slow_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.n
     return tuple(np.ascontiguousarray(t) for t in (x, f, lo, hi, _thresholds()))
 
 
-@functools.lru_cache(maxsize=1)
 def _math_consts() -> np.ndarray:
-    """The constants of :func:`~demmi_rf.portable_math._exp_f64` / ``_log_f64`` in the kernel's layout (ln 2
-    high and low parts, log2 e, sqrt(1/2), the 15 Taylor and 13 artanh coefficients): one source of values."""
-    pm = portable_math
-    values = (pm._LN2_HI, pm._LN2_LO, pm._LOG2E, pm._SQRT_HALF, *pm._EXP_TAYLOR, *pm._ATANH_SERIES)
-    out = np.array(values, dtype=np.float64)
-    out.setflags(write=False)
-    return out
+    """The constants of :func:`~demmi_rf.portable_math._exp_f64` / ``_log_f64`` in the kernel's layout
+    (:func:`~demmi_rf.portable_math.math_constants`): one source of values."""
+    return portable_math.math_constants()
 
 
 def _fast_blocks(words: np.ndarray, layers: np.ndarray, flat: np.ndarray, scale: float, add: bool) -> np.ndarray:

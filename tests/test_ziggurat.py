@@ -408,3 +408,49 @@ def test_below_is_lemires_method_on_the_low_32_bits():
 def test_below_refuses_bad_bounds(n):
     with pytest.raises(ValueError, match="below"):
         drng.below(np.random.default_rng(0), n)
+
+
+def test_the_kernels_exp_gives_the_numpy_bits_over_the_whole_domain():
+    """portable_math._exp_f64 runs in C when the kernel is built (tone-curve tables, the wedge test): the same
+    bits as its numpy operations, on the whole domain, the exposure atoms' range and the reduction's ties."""
+    from demmi_rf import portable_math as pm
+
+    kernel = pm._compiled_exp()
+    if kernel is None:
+        assert ziggurat.backend() == "numpy" or not hasattr(ziggurat._kernel(), "exp_array")
+        pytest.skip("the compiled kernel is not built here")
+    rng = np.random.default_rng(77)
+    ln2 = float(np.log(2.0))
+    for z in (rng.uniform(-708.0, 709.0, 200_000), rng.uniform(-12.0, 0.0, 200_000),
+              np.arange(-1021, 1023) * ln2 + 0.5 * ln2, np.array([0.0, -0.0, -708.0, 709.0])):
+        out = np.empty_like(z)
+        kernel(z, pm.math_constants(), out)
+        assert out.tobytes() == pm._exp_f64_numpy(z).tobytes()
+        assert pm._exp_f64(z).tobytes() == out.tobytes()
+
+
+def test_a_kernel_exp_that_differs_is_not_used(monkeypatch):
+    import sys
+
+    import demmi_rf
+    from demmi_rf import portable_math as pm
+
+    real = pm._compiled_exp()
+    if real is None:
+        pytest.skip("the compiled kernel is not built here")
+
+    class Off:
+        @staticmethod
+        def exp_array(z, consts, out):
+            real(z, consts, out)
+            out[-1] = np.nextafter(out[-1], np.inf)
+
+    monkeypatch.setitem(sys.modules, "demmi_rf._zigfast", Off)
+    monkeypatch.setattr(demmi_rf, "_zigfast", Off)
+    pm._compiled_exp.cache_clear()
+    try:
+        assert pm._compiled_exp() is None
+    finally:
+        monkeypatch.undo()
+        pm._compiled_exp.cache_clear()
+    assert pm._compiled_exp() is not None

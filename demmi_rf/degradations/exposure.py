@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from ..portable_math import exp_f64, log_f64
+from ..portable_math import _exp_f64, log_f64
 from ..rng import Stream
 from . import _ranges
-from ._arrays import pointwise_uint8, work_buffer
+from ._arrays import lut_uint8, quantize, work_buffer
 from .registry import STAGE_SENSOR, UNIFORM, AtomSpec, Param, register_atom
 
 #: the stage of the illumination family (``lowlight``, ``overexposure``): after the optics, before the noise
@@ -73,7 +73,10 @@ def _log_levels() -> np.ndarray:
 def _tables(gain: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
     f = np.empty(256, np.float64)
     f[0] = 0.0
-    f[1:] = (255.0 * gain) * exp_f64(gamma * _log_levels())
+    z = gamma * _log_levels()  # ascending, z[0] = γ ln(1/255) the smallest, z[-1] = 0
+    if not z[0] >= -708.0:  # the domain of exp_f64, checked on the one value that can leave it
+        raise ValueError("exp_f64 is defined on [-708, 709] (the float64 normal range of the result)")
+    f[1:] = (255.0 * gain) * _exp_f64(z)
     t = f.astype(np.float32)
     d = np.empty(256, np.float32)
     np.subtract(t[1:], t[:-1], out=d[:-1])
@@ -133,8 +136,9 @@ def apply(image: np.ndarray, rng: Stream | None = None, *, gain: float, gamma: f
 
 def apply_uint8(image: np.ndarray, rng: Stream | None = None, *, gain: float, gamma: float) -> np.ndarray:
     """``quantize(apply(image))`` for a uint8 image: rint(clip(T)) looked up (on integer levels the curve is the
-    table T exactly; :func:`._arrays.pointwise_uint8`). Draws nothing."""
-    return pointwise_uint8(apply, image, gain=gain, gamma=gamma)
+    table T exactly: ``pointwise_uint8(apply, ...)`` would compute T[0..255] = T, so the table is used directly).
+    Draws nothing."""
+    return lut_uint8(image, quantize(tone_table(gain, gamma).copy()))
 
 
 SPEC = register_atom(AtomSpec(
