@@ -13,6 +13,10 @@
    "virtual"``, :mod:`.arrays`) every degraded array is re-synthesised from the stored clean pair and its drawn
    parameters and sha256 are checked against the manifest.
 
+Memory does not grow with the dataset: the manifest is read in chunks of
+:data:`~demmi_rf.store.manifest.CHUNK_ROWS` rows (:class:`_ManifestScan`: the content hash, duplicate ids and
+distinct pairs through sorted runs on temporary disk, each shard's rows spilled and checked one shard at a time).
+
 Every problem names its shard and, where it applies, sample and array. What this proves and what it cannot is
 written in ``docs/dataset-layout.md`` ("Threat model and guarantees").
 """
