@@ -24,6 +24,7 @@ output numpy keeps stable across versions, NEP 19), computed with exact or corre
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -158,11 +159,23 @@ class Stream:
         With ``add_to`` (a writeable C-contiguous float32 array of that shape) the draws are added to it in place
         and it is returned: the same bits as ``add_to + normal(shape, scale)`` without the temporary array
         (:func:`demmi_rf.ziggurat.add_normal`)."""
-        from . import ziggurat  # noqa: PLC0415 - ziggurat imports this module's neighbours lazily
-
+        ziggurat = _ziggurat()
         if add_to is not None:
             want = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
             if add_to.shape != want:
                 raise ValueError(f"normal(add_to=...) needs an array of shape {want}, got {add_to.shape}")
             return ziggurat.add_normal(self._rng, add_to, scale)
         return ziggurat.normal(self._rng, shape, scale)
+
+
+def _ziggurat() -> Any:
+    """:mod:`demmi_rf.ziggurat`, imported on first use (it imports OpenCV) and then kept (no per-call import)."""
+    global _ZIGGURAT  # noqa: PLW0603
+    if _ZIGGURAT is None:
+        from . import ziggurat  # noqa: PLC0415
+
+        _ZIGGURAT = ziggurat
+    return _ZIGGURAT
+
+
+_ZIGGURAT: Any = None

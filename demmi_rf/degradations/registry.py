@@ -298,10 +298,17 @@ class AtomSpec:
         return self.apply(image, stream, inplace=inplace, **params, **kw), params
 
 
+_STREAM_TYPE: Any = None
+
+
 def as_stream(rng: Any) -> Any:
     """A :class:`demmi_rf.rng.Stream` for ``rng`` (a Stream is returned as is, a numpy Generator wrapped)."""
-    from ..rng import Stream  # noqa: PLC0415 - rng imports numpy only; kept local to keep this module's header small
+    global _STREAM_TYPE  # noqa: PLW0603 - the class, imported once (a local import costs a few µs per call)
+    Stream = _STREAM_TYPE
+    if Stream is None:
+        from ..rng import Stream  # noqa: PLC0415 - rng imports numpy only; kept local to keep this module's header small
 
+        _STREAM_TYPE = Stream
     if isinstance(rng, Stream):
         return rng
     if isinstance(rng, np.random.Generator):
