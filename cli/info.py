@@ -95,4 +95,9 @@ def _synthesis_text(synthesis: object) -> str:
         return "(not recorded: built before toolkit 0.2.0; compare the content hash with CHANGELOG.md)"
     samplers = synthesis.get("normal_sampler")
     names = ", ".join(str(s) for s in samplers) if isinstance(samplers, list) else "?"
-    return f"version {synthesis.get('version', '?')}, normal sampler: {names}"
+    text = f"version {synthesis.get('version', '?')}, normal sampler: {names}"
+    codecs = synthesis.get("codecs")
+    if isinstance(codecs, dict) and codecs:
+        text += "; codec-dependent atoms: " + ", ".join(
+            f"{atom} ({', '.join(map(str, libs)) if isinstance(libs, list) else '?'})" for atom, libs in codecs.items())
+    return text

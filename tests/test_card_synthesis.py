@@ -31,3 +31,23 @@ def test_card_records_synthesis_version_and_sampler_backend(tmp_path):
     assert numpy_card["content_hash"] == card["content_hash"]
     shown = run_cli(["info", str(tmp_path / "b")]).output
     assert f"synthesis    version {SYNTHESIS_VERSION}, normal sampler: numpy" in shown
+
+
+def test_card_records_the_codec_build_of_codec_dependent_atoms(tmp_path):
+    """A recipe with ``jpeg`` (bytes depend on OpenCV's libjpeg-turbo build) records that build beside the data;
+    a portable-only build records none (the v1 cards are unchanged)."""
+    from demmi_rf.degradations import codec_libraries
+
+    out = tmp_path / "jpeg"
+    result = run_cli(["build", "--recipe", "demmi-rf-c", "--out", str(out), "--degradations", "jpeg.s2,stripe.s1",
+                      "--workers", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "dataset.json").read_text())
+    library = codec_libraries(["jpeg"])["jpeg"]
+    assert library and card["synthesis"]["codecs"] == {"jpeg": [library]}
+    shown = run_cli(["info", str(out)]).output
+    assert f"codec-dependent atoms: jpeg ({library})" in shown
+    portable = tmp_path / "portable"
+    assert run_cli(["build", "--out", str(portable), "--degradations", "stripe", "--workers", "1",
+                    "--no-progress"]).exit_code == 0
+    assert "codecs" not in json.loads((portable / "dataset.json").read_text())["synthesis"]

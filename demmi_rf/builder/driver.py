@@ -155,6 +155,22 @@ def _check_versions(results: list[dict[str, Any]]) -> None:
                          "same version everywhere")
 
 
+def _synthesis(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The card's ``synthesis`` record: the pixels' version (CHANGELOG.md), the implementation(s) of the normal
+    sampler's common case the shard processes ran, and, when the recipe has codec-dependent atoms (``jpeg``), the
+    codec library build(s) every such atom ran with (``{atom: [library, ...]}``; their bytes are reproducible only
+    with the same build, ``docs/degradations.md``)."""
+    record: dict[str, Any] = {"version": SYNTHESIS_VERSION,
+                              "normal_sampler": sorted({str(r.get("normal_sampler", "?")) for r in results})}
+    codecs: dict[str, set[str]] = {}
+    for r in results:
+        for atom, library in (r.get("codecs") or {}).items():
+            codecs.setdefault(str(atom), set()).add(str(library))
+    if codecs:
+        record["codecs"] = {atom: sorted(libs) for atom, libs in sorted(codecs.items())}
+    return record
+
+
 def _distinct(entries: list[dict[str, str]]) -> list[dict[str, str]]:
     keyed = {json.dumps(e, sort_keys=True): e for e in entries if e}
     return [keyed[k] for k in sorted(keyed)]
@@ -197,8 +213,7 @@ def _outputs(recipe: Recipe, tasks: list[ShardTask], results: list[dict[str, Any
         "content_hash": done.content_hash,
         # which pixels (CHANGELOG.md) and which implementation(s) of the normal sampler's common case the processes
         # that built or checked the shards ran (compiled kernel or numpy: the same bits, see docs/degradations.md)
-        "synthesis": {"version": SYNTHESIS_VERSION,
-                      "normal_sampler": sorted({str(r.get("normal_sampler", "?")) for r in results})},
+        "synthesis": _synthesis(results),
         # library versions of the driver and of every process that ran a shard (distinct entries)
         "software": _distinct([library_versions(), *(r.get("software", {}) for r in results)]),
         "manifest": {"file": MANIFEST, "sha256": done.manifest_sha256, "rows": done.rows,

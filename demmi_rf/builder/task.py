@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__, ziggurat
+from ..degradations import codec_libraries
 from ..errors import DemmiError, PairError, ShardError
 from ..ids import sample_id
 from ..rng import seed_material
@@ -100,7 +101,8 @@ def run_shard(task: ShardTask) -> dict[str, Any]:
     """Reuse the shard if it is complete and valid, else build it. Returns the shard's result: ``rows``
     (manifest rows), ``skipped`` (pairs not built and why), ``file``, ``split``, ``index``, ``plan_key``,
     ``bytes``, ``sha256``, ``reused``, ``seconds``, ``toolkit_version``, ``software`` (library versions of the
-    process that ran it)."""
+    process that ran it), ``normal_sampler``, ``codecs`` (the codec libraries of the recipe's codec-dependent
+    atoms in that process)."""
     start = time.perf_counter()
     check_lock_held(task.out_dir, task.lock_token, f"shard {task.file}")
     final = Path(task.out_dir) / task.file
@@ -123,7 +125,16 @@ def run_shard(task: ShardTask) -> dict[str, Any]:
         raise BuildError(f"shard {final}: cannot be read back after writing: {exc}") from exc
     return {**result, "bytes": size, "sha256": sha, "reused": reused,
             "seconds": round(time.perf_counter() - start, 3), "toolkit_version": __version__,
-            "software": library_versions(), "normal_sampler": ziggurat.backend()}
+            "software": library_versions(), "normal_sampler": ziggurat.backend(), "codecs": _codecs(task)}
+
+
+def _codecs(task: ShardTask) -> dict[str, str]:
+    """``{atom: codec library}`` for the recipe's codec-dependent atoms (``jpeg``: OpenCV's libjpeg-turbo), as the
+    process that ran the shard has them: their bytes are reproducible only with the same codec build."""
+    from ..settings import parse_setting  # noqa: PLC0415
+
+    atoms = sorted({a for s in task.recipe["settings"] for a in parse_setting(s).atoms})
+    return codec_libraries(atoms)
 
 
 def _regular(path: Path) -> bool:
