@@ -40,11 +40,13 @@ import click
               help="auto: RGB output for RGB input, recoloured with the degraded input's smoothed chroma.")
 @click.option("--chroma-sigma", type=click.FloatRange(0), default=2.0, show_default=True,
               help="Gaussian sigma (pixels) smoothing the degraded input's chroma.")
+@click.option("--fast/--no-fast", default=True, show_default=True,
+              help="CPU inference fast path (equal to the reference path up to float rounding; docs/tgecnet.md).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def fuse(checkpoint: Path, config: str | None, compat: str | None, dataset: Path | None, split: str,
          settings: str | None, limit: int | None, ir_path: Path | None, vis_path: Path | None, out: Path,
          device: str, amp: bool | None, tf32: bool, channels_last: bool, compile_: bool, tile: int, overlap: int,
-         color: str, chroma_sigma: float, progress: bool) -> None:
+         color: str, chroma_sigma: float, fast: bool, progress: bool) -> None:
     """Write fused images in the layout 'demmi eval' reads."""
     from demmi_rf.errors import DemmiError
     from demmi_rf.optional import require
@@ -62,7 +64,8 @@ def fuse(checkpoint: Path, config: str | None, compat: str | None, dataset: Path
         from tgecnet_ref.infer import Fuser, fuse_dataset, fuse_files
 
         fuser = Fuser(checkpoint, device=device, amp=amp, tile=tile, overlap=overlap, chroma_sigma=chroma_sigma,
-                      config=config, compat=compat, tf32=tf32, channels_last=channels_last, compile=compile_)
+                      config=config, compat=compat, tf32=tf32, channels_last=channels_last, compile=compile_,
+                      fast=fast)
         if fuser.note:
             click.echo(fuser.note, err=True)
         if single:

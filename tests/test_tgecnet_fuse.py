@@ -104,6 +104,33 @@ def test_fuse_one_pair_of_files(ckpts, tmp_path: Path) -> None:
     assert res.exit_code != 0 and "--vis" in res.output
 
 
+def test_fuse_no_fast_runs_the_reference_path_within_rounding(ckpts, tmp_path: Path, monkeypatch) -> None:
+    """``demmi fuse --no-fast`` takes the reference path; its image equals the fast path's within one grey level
+    (the two differ by float rounding only, docs/tgecnet.md "CPU inference")."""
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 256, (40, 56), dtype=np.uint8)).save(tmp_path / "ir.png")
+    Image.fromarray(rng.integers(0, 256, (40, 56), dtype=np.uint8)).save(tmp_path / "vis.png")
+    import tgecnet_ref.infer as infer
+
+    seen = []
+
+    class Recording(infer.Fuser):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs.get("fast"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(infer, "Fuser", Recording)
+    images = {}
+    for flag in ("--fast", "--no-fast"):
+        res = CliRunner().invoke(cli, ["fuse", "--checkpoint", str(ckpts["s2"]), "--ir", str(tmp_path / "ir.png"),
+                                       "--vis", str(tmp_path / "vis.png"), "--out", str(tmp_path / flag), flag])
+        assert res.exit_code == 0, res.output
+        with Image.open(tmp_path / flag / "vis.png") as im:
+            images[flag] = np.asarray(im, dtype=np.int16)
+    assert seen == [True, False]
+    assert np.abs(images["--fast"] - images["--no-fast"]).max() <= 1
+
+
 def test_stage1_checkpoint_is_refused(ckpts) -> None:
     with pytest.raises(CheckpointError, match="stage-1"):
         Fuser(ckpts["s1"])
