@@ -2,6 +2,10 @@
 
     python benchmarks/bench_atoms_extended.py [--repeat 21] [--all-cores] [--no-float]
 
+The package timed is the one ``import demmi_rf`` finds (printed in the first line): with an editable install that
+is the install's tree whatever the working directory, so to time another commit check it out with
+``git worktree add`` and run its script with ``PYTHONPATH=<that worktree>``.
+
 On one 640x480 pair (MSRS ``00004N``: RGB VIS, 1-channel IR), pinned to one core (``cv2.setNumThreads(1)`` and
 CPU affinity where the OS allows it) unless ``--all-cores``. Three comparisons, all timed in the same run:
 
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     import demmi_rf
-    from demmi_rf import degrade
+    from demmi_rf import degrade, ziggurat
     from demmi_rf.degradations import extended, get  # importing extended registers the atoms
     from demmi_rf.recipe import load_recipe
     from demmi_rf.samples import sample_root
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     vis, ir = pair.vis, pair.ir
     tiny_vis, tiny_ir = np.ascontiguousarray(vis[:32, :32]), np.ascontiguousarray(ir[:32, :32])
     print(f"demmi-rf {demmi_rf.__version__}, numpy {np.__version__}, opencv {cv2.__version__}, "
-          f"albumentations {A.__version__}; {cores}")
+          f"albumentations {A.__version__}; {cores}; package {Path(demmi_rf.__file__).parent} "
+          f"(sampler kernel: {ziggurat.backend()})")
     print(f"pair {record.pair_id}: VIS {vis.shape}, IR {ir.shape}; {args.repeat} interleaved rounds, CPU ms min "
           f"(median); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; atoms: "
           f"{', '.join(extended.NAMES)}; uint8 fast path (apply_uint8): "
