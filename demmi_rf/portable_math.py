@@ -97,8 +97,8 @@ def _exp_f64(z: np.ndarray) -> np.ndarray:
     ``exp_array`` (the same operations in the same order, in C) when it is built and gives these bits on a probe
     (:func:`_compiled_exp`), else with numpy (:func:`_exp_f64_numpy`)."""
     kernel = _compiled_exp()
-    if kernel is not None and z.dtype == np.float64:
-        src = np.ascontiguousarray(z)
+    if kernel is not None and isinstance(z, np.ndarray) and z.dtype == np.float64:
+        src = z if z.flags.c_contiguous else z.copy(order="C")  # (ascontiguousarray would make a 0-d array 1-d)
         out = np.empty(src.shape, np.float64)
         kernel(src, math_constants(), out)
         return out

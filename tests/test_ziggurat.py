@@ -454,3 +454,12 @@ def test_a_kernel_exp_that_differs_is_not_used(monkeypatch):
         monkeypatch.undo()
         pm._compiled_exp.cache_clear()
     assert pm._compiled_exp() is not None
+
+
+@pytest.mark.parametrize("z", [np.array(-1.5), np.linspace(-3.0, 0.0, 12).reshape(3, 4),
+                               np.linspace(-3.0, 0.0, 12)[::2], np.zeros(0)])
+def test_exp_keeps_shapes_on_both_paths(z):
+    from demmi_rf import portable_math as pm
+
+    got, numpy_path = pm._exp_f64(z), pm._exp_f64_numpy(z)
+    assert got.shape == numpy_path.shape == z.shape and got.tobytes() == numpy_path.tobytes()
