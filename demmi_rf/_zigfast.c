@@ -1,4 +1,4 @@
-/* The normal sampler of demmi_rf.ziggurat in C: an optional compiled kernel with three entry points.
+/* The normal sampler of demmi_rf.ziggurat in C: an optional compiled kernel, with three more routines.
  *
  * fast_path -- the common case in one pass over the array. For each element j, with u = (float)a[j] and
  * i = layer[j]:
@@ -15,6 +15,8 @@
  * roundings of the stored values. No libm exp/log is used; frexp, nearbyint and copysign are exact.
  *
  * exp_array -- portable_math._exp_f64 on a float64 array (the tone-curve tables of the exposure atoms).
+ *
+ * seed_state -- numpy's SeedSequence mixing and generate_state(4, uint64) for a sample's key words (rng.py).
  *
  * Built with -ffp-contract=off so that the compiler never fuses a multiply and an add; ziggurat.py checks
  * once per process that both entry points give the numpy path's bits (and leave the generator at the same
@@ -344,12 +346,87 @@ static PyObject *exp_array(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* numpy's SeedSequence (numpy/random/bit_generator.pyx, O'Neill's seed_seq_fe with a pool of 4 uint32 words)
+ * on n >= 1 entropy words and no spawn key, then generate_state(4, np.uint64): the state a PCG64 is seeded with.
+ * All arithmetic is on uint32 (mod 2^32), so it is exact; ziggurat's caller checks it against numpy once per
+ * process and uses numpy's SeedSequence otherwise. */
+#define SS_INIT_A 0x43b0d7e5u
+#define SS_MULT_A 0x931e8875u
+#define SS_INIT_B 0x8b51f9ddu
+#define SS_MULT_B 0x58f38dedu
+#define SS_MIX_MULT_L 0xca01f9ddu
+#define SS_MIX_MULT_R 0x4973f715u
+
+static uint32_t ss_hashmix(uint32_t value, uint32_t *hash_const) {
+    value ^= *hash_const;
+    *hash_const *= SS_MULT_A;
+    value *= *hash_const;
+    value ^= value >> 16;
+    return value;
+}
+
+static uint32_t ss_mix(uint32_t x, uint32_t y) {
+    uint32_t result = SS_MIX_MULT_L * x - SS_MIX_MULT_R * y;
+    result ^= result >> 16;
+    return result;
+}
+
+static PyObject *seed_state(PyObject *self, PyObject *args) {
+    Py_buffer words, out;
+    if (!PyArg_ParseTuple(args, "y*w*", &words, &out)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const Py_ssize_t n = words.len / 4;
+    if (words.len % 4 != 0 || n < 1 || out.len != 32) {
+        PyErr_SetString(PyExc_ValueError, "seed_state: expected n >= 1 uint32 words and room for 4 uint64");
+    } else {
+        const uint32_t *e = (const uint32_t *)words.buf;
+        uint32_t pool[4], hc = SS_INIT_A;
+        for (int i = 0; i < 4; i++) {
+            pool[i] = ss_hashmix(i < n ? e[i] : 0u, &hc);
+        }
+        for (int src = 0; src < 4; src++) {
+            for (int dst = 0; dst < 4; dst++) {
+                if (src != dst) {
+                    pool[dst] = ss_mix(pool[dst], ss_hashmix(pool[src], &hc));
+                }
+            }
+        }
+        for (Py_ssize_t src = 4; src < n; src++) {
+            for (int dst = 0; dst < 4; dst++) {
+                pool[dst] = ss_mix(pool[dst], ss_hashmix(e[src], &hc));
+            }
+        }
+        uint32_t hb = SS_INIT_B, st[8];
+        for (int i = 0; i < 8; i++) {
+            uint32_t d = pool[i % 4];
+            d ^= hb;
+            hb *= SS_MULT_B;
+            d *= hb;
+            d ^= d >> 16;
+            st[i] = d;
+        }
+        uint64_t *o = (uint64_t *)out.buf; /* numpy: the uint32 words read as little-endian uint64 pairs */
+        for (int j = 0; j < 4; j++) {
+            o[j] = (uint64_t)st[2 * j] | ((uint64_t)st[2 * j + 1] << 32);
+        }
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+    PyBuffer_Release(&words);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"fast_path", fast_path, METH_VARARGS,
      "fast_path(words, layers, bound, width, out, slow, add) -> number of slow positions"},
     {"slow_path", slow_path, METH_VARARGS,
      "slow_path(bitgen, words, layers, x, f, lo, hi, bound, width, consts, r, scale, out) -> None: every round "
      "of the wedge / tail resolution for the pending words and layers, into out (float32, same length)"},
+    {"seed_state", seed_state, METH_VARARGS,
+     "seed_state(words, out) -> None: out = SeedSequence(words).generate_state(4, np.uint64)"},
     {"exp_array", exp_array, METH_VARARGS, "exp_array(z, consts, out) -> None: out = portable exp(z), float64"},
     {NULL, NULL, 0, NULL},
 };

@@ -3,6 +3,9 @@ unregister invalidates, and the generator's cheaper construction giving the very
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -87,3 +90,73 @@ def test_degrade_twice_gives_the_same_bytes_through_the_caches():
     settings._CHAINS.clear()
     b = degrade(vis, ir, "haze+stripe+noise25", 3, pair_id="t/1")
     assert a.vis.tobytes() == b.vis.tobytes() and a.ir.tobytes() == b.ir.tobytes() and a.params == b.params
+
+
+def _reference(*parts):
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(stable_words(*parts))))
+
+
+def test_the_compiled_seed_state_is_numpys_seedsequence(monkeypatch):
+    """With the kernel's SeedSequence mixing (when built) and without it: the same state, spawn, pickle, entropy."""
+    from demmi_rf import rng
+
+    parts = (20250713, "msrs/00055D", "motion+rain", "vis")
+    states = []
+    for use_kernel in (True, False):
+        if not use_kernel:
+            monkeypatch.setattr(rng, "_seed_kernel", lambda: None)
+        g = generator(*parts)
+        ref = _reference(*parts)
+        assert g.bit_generator.state == ref.bit_generator.state
+        assert [c.bit_generator.state for c in g.spawn(3)] == [c.bit_generator.state for c in ref.spawn(3)]
+        assert np.array_equal(g.bit_generator.seed_seq.entropy, stable_words(*parts))
+        assert np.array_equal(g.bit_generator.seed_seq.generate_state(6), ref.bit_generator.seed_seq.generate_state(6))
+        g.bit_generator.random_raw(5)
+        again = pickle.loads(pickle.dumps(g))
+        assert again.bit_generator.state == g.bit_generator.state
+        assert copy.deepcopy(g).bit_generator.random_raw(3).tolist() == g.bit_generator.random_raw(3).tolist()
+        states.append(generator(*parts).bit_generator.random_raw(4).tolist())
+    assert states[0] == states[1]
+
+
+def test_seed_state_matches_numpy_on_many_keys():
+    from demmi_rf import rng
+
+    seed_state = rng._seed_kernel()
+    if seed_state is None:
+        pytest.skip("the compiled kernel is not built here")
+    words_rng = np.random.default_rng(3)
+    for n in [8] * 500 + [1, 2, 3, 4, 5, 9, 16]:
+        words = words_rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+        out = np.empty(4, np.uint64)
+        seed_state(words, out)
+        assert np.array_equal(out, np.random.SeedSequence(words).generate_state(4, np.uint64)), words
+
+
+def test_a_seed_kernel_that_differs_is_not_used(monkeypatch):
+    import sys
+
+    import demmi_rf
+    from demmi_rf import rng
+
+    real = rng._seed_kernel()
+    if real is None:
+        pytest.skip("the compiled kernel is not built here")
+
+    class Off:
+        @staticmethod
+        def seed_state(words, out):
+            real(words, out)
+            out[3] ^= np.uint64(1)
+
+    monkeypatch.setitem(sys.modules, "demmi_rf._zigfast", Off)
+    monkeypatch.setattr(demmi_rf, "_zigfast", Off)
+    rng._seed_kernel.cache_clear()
+    try:
+        assert rng._seed_kernel() is None
+        parts = (1, "a/b", "haze", "vis")
+        assert generator(*parts).bit_generator.state == _reference(*parts).bit_generator.state
+    finally:
+        monkeypatch.undo()
+        rng._seed_kernel.cache_clear()
+    assert rng._seed_kernel() is not None
