@@ -66,6 +66,9 @@ def generator(seed: int, pair_id: str, setting: str, modality: str, *extra: obje
     ``extra`` parts (none for a stored benchmark: then the key is exactly the v1 key above) are appended to the
     hashed material, e.g. ``("resample", dataset seed, epoch)`` for the fresh draws of
     :func:`resample_parts` (training with ``DeMMIDataset(..., resample="epoch")``).
+
+    When the compiled kernel is built, the ``SeedSequence`` mixing runs there (:class:`_KeyedSeedSequence`, checked
+    against numpy once per process): the same generator state, about 8 µs instead of about 40 per generator.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
