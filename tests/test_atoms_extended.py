@@ -530,6 +530,65 @@ def test_motions_numpy_scaling_equals_opencvs_and_opencvs_is_checked_per_length(
         motion.line_sum_uint16(s.astype(np.uint8), ((0, 0),) * 258)
 
 
+def _direct_line_sum(x: np.ndarray, cells) -> np.ndarray:
+    """The reference for the uint16 sums: int64, numpy's reflect pad (reflect-101), one cell at a time."""
+    h, w = x.shape[:2]
+    px, py = max(abs(dx) for dx, _ in cells), max(abs(dy) for _, dy in cells)
+    pad = ((py, py), (px, px)) + ((0, 0),) * (x.ndim - 2)
+    xp = np.pad(x.astype(np.int64), pad, mode="reflect")
+    return sum(xp[py + dy : py + dy + h, px + dx : px + dx + w] for dx, dy in cells).reshape(h, -1)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 9), (7, 5), (3, 4, 3), (31, 17, 2), (60, 80, 3)])
+def test_motions_uint16_line_sum_with_shared_pair_sums_equals_the_direct_sum(shape):
+    x = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    x[0, 0] = 255  # the largest sums too
+    for length in (1, 2, 3, 4, 5, 6, 7, 9, 11, 15, 16, 25, 64, 201, 257):
+        for angle in range(-180, 360, 23):
+            cells = motion.line_cells(length, angle)
+            got = motion.line_sum_uint16(x, cells)
+            assert got.dtype == np.uint16 and np.array_equal(got, _direct_line_sum(x, cells)), (shape, length, angle)
+    full = np.full((9, 8, 3), 255, np.uint8)  # 257 cells of 255: 65535, no wrap-around in any grouping
+    assert (motion.line_sum_uint16(full, motion.line_cells(257, 0)) == 65535).all()
+
+
+def test_motions_pair_sharing_on_arbitrary_offsets_and_fewer_passes():
+    import cv2
+
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (40, 50), dtype=np.uint16)
+    h, wc = 20, 25
+    for trial in range(300):
+        n = int(rng.integers(1, 40))
+        step = [(int(rng.integers(0, 3)), int(rng.integers(-2, 3)))] * 2 + [(0, 1), (1, -1)]
+        offsets, r, c = [], int(rng.integers(0, 8)), int(rng.integers(0, 10))
+        for _ in range(n):  # walks with repeated (and sometimes reversed) steps, inside the base
+            offsets.append((r, c))
+            dr, dc = step[int(rng.integers(0, len(step)))] if rng.random() < 0.7 else (0, 0)
+            if rng.random() < 0.2:
+                dr, dc = -dr, -dc
+            r, c = min(max(r + dr, 0), 20), min(max(c + dc, 0), 25)
+        out = np.empty((h, wc), np.uint16)
+        motion._sum_shifted(base, offsets, h, wc, out)
+        want = sum(base[r : r + h, c : c + wc].astype(np.int64) for r, c in offsets)
+        assert np.array_equal(out, want), (trial, offsets)
+    calls = []
+    real_add = cv2.add
+
+    def counting_add(*args, **kwargs):
+        calls.append(1)
+        return real_add(*args, **kwargs)
+
+    x = rng.integers(0, 256, (30, 40), dtype=np.uint8)
+    try:
+        cv2.add = counting_add
+        got = motion.line_sum_uint16(x, motion.line_cells(9, 0))
+    finally:
+        cv2.add = real_add
+    assert np.array_equal(got, _direct_line_sum(x, motion.line_cells(9, 0)))
+    assert len(calls) == 4  # D1, D2 = D1 + D1(+2), then D2 + D2(+4) + x(+8): not 8 adds
+
+
 def test_lowcontrast_is_the_linear_map_and_scales_the_std(msrs_pair):
     x = real_ir(msrs_pair)
     y = ir_contrast.apply(x, alpha=0.5, beta=90.0)
