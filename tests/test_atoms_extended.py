@@ -589,6 +589,25 @@ def test_motions_pair_sharing_on_arbitrary_offsets_and_fewer_passes():
     assert len(calls) == 4  # D1, D2 = D1 + D1(+2), then D2 + D2(+4) + x(+8): not 8 adds
 
 
+def test_rains_integer_drop_threshold_gives_the_uniforms_mask_at_every_boundary():
+    rng = np.random.default_rng(11)
+    special = [0.0, -0.5, float("nan"), 1.0, 1.5, float("inf"), 2.0**-53, 2.0**-54, 5e-324, 1 - 2.0**-53,
+               1 - 2.0**-54, 0.5, 0.002, 0.006, 0.0005, 0.012, 1 / 3]
+    edges = [0, 1, 2**11 - 1, 2**11, 2**63, 2**64 - 1, (2**53 - 1) << 11]
+    for rho in special + list(rng.random(400)) + list(rng.random(400) * 0.02):
+        t = rain.drop_threshold(rho)
+        assert 0 <= t <= 2**64
+        near = [t + d for d in range(-2050, 2051)] if rho in special else [t + d for d in (-2049, -2048, -1, 0, 1)]
+        words = [v for v in edges + near if 0 <= v < 2**64] + list(rng.integers(0, 2**64, 500, dtype=np.uint64))
+        w = np.array(words, np.uint64)
+        as_uniform = ((w >> np.uint64(11)).astype(np.float64) * 2.0**-53) < rho  # Stream.uniforms' u < rho
+        assert np.array_equal(as_uniform, w < t if t < 2**64 else np.ones(len(w), bool)), rho
+    for rho in (0.0, 0.004, 1.0, float("nan")):  # the same mask and the same words consumed as uniforms() < rho
+        a, b = stream(3), stream(3)
+        assert np.array_equal(rain._drops(a, 20000, rho), b.uniforms(20000) < rho), rho
+        assert a.uniform() == b.uniform()
+
+
 def test_lowcontrast_is_the_linear_map_and_scales_the_std(msrs_pair):
     x = real_ir(msrs_pair)
     y = ir_contrast.apply(x, alpha=0.5, beta=90.0)

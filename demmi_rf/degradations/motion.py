@@ -237,7 +237,8 @@ def line_sum_uint16(image: np.ndarray, cells: Sequence[tuple[int, int]], out: np
 
 
 def _sum_shifted(base: np.ndarray, offsets: list[tuple[int, int]], h: int, wc: int, out: np.ndarray) -> None:
-    r"""out = Σ_k base[r_k : r_k + h, c_k : c_k + wc] (uint16, exact: integer sums below 2¹⁶ in any order), in fewer
+    r"""out = Σ_k base[r_k : r_k + h, c_k : c_k + wc] (integers, exact in any order while every sum fits ``base``'s
+    dtype: uint16 here, uint8 counts of 0/1 masks with fewer than 256 cells in :mod:`.rain`), in fewer
     whole-image passes than one add per term by sharing pair sums (a digital line repeats its steps).
 
     Level by level, the terms are paired in order, (0, 1), (2, 3), ...; the pairs of one base whose two offsets
@@ -267,7 +268,7 @@ def _sum_shifted(base: np.ndarray, offsets: list[tuple[int, int]], h: int, wc: i
             firsts = [min((terms[k][3], terms[k][4]), (terms[k + 1][3], terms[k + 1][4])) for k in ks]
             r0, r1 = min(f[0] for f in firsts), max(f[0] for f in firsts) + h
             c0, c1 = min(f[1] for f in firsts), max(f[1] for f in firsts) + wc
-            d = scratch(f"motion.pairs{level}.{i}", (r1 - r0, c1 - c0), np.uint16)
+            d = scratch(f"motion.pairs{level}.{i}", (r1 - r0, c1 - c0), base.dtype)
             cv2.add(arr[r0 - ar0 : r1 - ar0, c0 - ac0 : c1 - ac0],
                     arr[r0 + dr - ar0 : r1 + dr - ar0, c0 + dc - ac0 : c1 + dc - ac0], dst=d)
             for k, (fr, fc) in zip(ks, firsts):

@@ -17,7 +17,8 @@ streak brightness a parameter: ControlFusion min-max normalises its streak layer
 the image's own noise draw.
 
 **Exactness.** u are (w >> 11)·2⁻⁵³ of H·W raw words (:meth:`demmi_rf.rng.Stream.uniforms`, row-major),
-compared in float64 with ρ: exact. S is a sum of 0/1 values (exact integers, summed in uint8 for L < 256, then
+compared in float64 with ρ: exact; computed as the integer comparison w < ⌈ρ·2⁵³⌉·2¹¹ on the raw words, the
+same mask (:func:`drop_threshold`). S is a sum of 0/1 values (exact integers, summed in uint8 for L < 256, then
 converted to float32) computed by :func:`.motion.line_sum` (reflect-101 borders, cells in order); then
 t = S·fl32(s) and y = x + t per channel: two correctly rounded float32 operations, the same bits on any CPU.
 
@@ -30,6 +31,7 @@ integer; 90 is vertical) and ``intensity`` (s).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,7 +40,7 @@ import numpy as np
 from ..rng import Stream
 from . import _ranges
 from ._arrays import quantize, scratch, work_buffer
-from .motion import line_cells, line_sum, round_angle
+from .motion import _sum_shifted, line_cells, line_sum, round_angle
 from .registry import CHOICE, STAGE_SCENE, UNIFORM, AtomSpec, Param, as_stream, register_atom
 
 PARAMS = (
@@ -73,17 +75,44 @@ def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = 
 _UNIFORM_BLOCK = 1 << 13
 
 
+def drop_threshold(density: float) -> int:
+    r"""The integer t with ``[u < ρ] = [w < t]`` for every raw word w, u = (w >> 11)·2⁻⁵³ (:meth:`Stream.uniforms`).
+
+    u < ρ ⟺ k < ρ·2⁵³ with k = w >> 11 an integer (scaling by a power of two is exact in float64)
+    ⟺ k < T, T = ⌈ρ·2⁵³⌉ ⟺ w < T·2¹¹ (w = k·2¹¹ + r, 0 ≤ r < 2¹¹). So t = T·2¹¹ for 0 < T < 2⁵³; t = 0 (no
+    drop) for ρ ≤ 0 or NaN (u < NaN is false); t = 2⁶⁴ (every word: u ≤ 1 − 2⁻⁵³ < ρ) for T ≥ 2⁵³.
+    ``tests/test_atoms_extended.py`` checks the equivalence on the words next to every threshold."""
+    rho = float(density)
+    if not rho > 0:
+        return 0
+    if rho >= 1.0:
+        return 1 << 64
+    big = math.ceil(rho * 2.0**53)
+    return 1 << 64 if big >= 1 << 53 else big << 11
+
+
+def _drops(stream: Stream, n: int, density: float) -> np.ndarray:
+    """M as n bools, ``uniforms(n) < ρ`` computed on the raw words as ``w < t`` (:func:`drop_threshold`): the same
+    mask and the same n words consumed, without the float conversion."""
+    drops = np.empty(n, np.bool_)
+    t = drop_threshold(density)
+    if t == 0 or t == 1 << 64:
+        stream.uniforms(n)  # the words are consumed all the same
+        drops[...] = t != 0
+        return drops
+    raw = stream._rng.bit_generator.random_raw  # the stream's words (Stream.uniforms draws the same ones)
+    limit = np.uint64(t)
+    for start in range(0, n, _UNIFORM_BLOCK):  # a cache-sized block of words at a time, in order
+        stop = min(n, start + _UNIFORM_BLOCK)
+        np.less(raw(stop - start), limit, out=drops[start:stop])
+    return drops
+
+
 def _counts(shape: tuple[int, int], rng: Stream, density: float, length: int, angle: int) -> np.ndarray:
     """S as uint8 when L < 256 (counts <= L stay exact: OpenCV's saturating add never saturates), else float32."""
     h, w = shape
     cells = line_cells(length, angle)
-    stream = as_stream(rng)
-    n, rho = h * w, float(density)
-    drops = np.empty(n, np.bool_)
-    for start in range(0, n, _UNIFORM_BLOCK):  # the stream's uniforms in order, a cache-sized block at a time
-        stop = min(n, start + _UNIFORM_BLOCK)
-        np.less(stream.uniforms(stop - start), rho, out=drops[start:stop])
-    mask = drops.view(np.uint8).reshape(h, w)  # 0/1
+    mask = _drops(as_stream(rng), h * w, density).view(np.uint8).reshape(h, w)  # 0/1
     if len(cells) < 256:
         return _count_sum(mask, cells)
     return line_sum(mask.astype(np.float32), cells)
@@ -91,8 +120,9 @@ def _counts(shape: tuple[int, int], rng: Stream, density: float, length: int, an
 
 def _count_sum(mask: np.ndarray, cells: tuple[tuple[int, int], ...]) -> np.ndarray:
     """``Σ_j M[· + c_j]`` of the 0/1 uint8 mask with reflect-101 borders (:func:`.motion.line_sum`'s padding), in
-    uint8 by whole-image saturating adds: exact, the counts never exceed L < 256 (and integer sums do not depend
-    on the order), so the same values as :func:`.motion.line_sum` on the mask."""
+    uint8 by whole-image saturating adds with shared pair sums (:func:`.motion._sum_shifted`): exact, the counts
+    never exceed L < 256 (and integer sums do not depend on the order), so the same values as
+    :func:`.motion.line_sum` on the mask."""
     import cv2
 
     if mask.size == 0 or len(cells) == 1:
@@ -101,10 +131,8 @@ def _count_sum(mask: np.ndarray, cells: tuple[tuple[int, int], ...]) -> np.ndarr
     px = max(abs(dx) for dx, _ in cells)
     py = max(abs(dy) for _, dy in cells)
     padded = cv2.copyMakeBorder(mask, py, py, px, px, cv2.BORDER_REFLECT_101)
-    views = [padded[py + dy : py + dy + h, px + dx : px + dx + w] for dx, dy in cells]
-    total = cv2.add(views[0], views[1])
-    for v in views[2:]:
-        cv2.add(total, v, dst=total)
+    total = np.empty((h, w), np.uint8)
+    _sum_shifted(padded, [(py + dy, px + dx) for dx, dy in cells], h, w, total)
     return total
 
 
