@@ -425,6 +425,9 @@ _EDGE_TABLES = {
              {"density": 0.3, "length": 3, "angle": 10.0, "intensity": 47.5},  # x + 47.5: ties, the block path
              {"density": 0.2, "length": 4, "angle": 80.0, "intensity": 0.25}],  # 2 x 0.25 = 0.5: a tie at k = 2
     "jpeg": [{"quality": [1, 2, 99, 100]}],
+    "stripe_gain": [{"offset_std": 0.0, "gain_std": 0.0, "pixel_std": 0.0},
+                    {"offset_std": 255.0, "gain_std": 1.0, "pixel_std": 255.0},  # far outside [0, 255]: the clip
+                    {"offset_std": 0.5, "gain_std": 0.0, "pixel_std": 0.0}],
     "lowcontrast": [{"alpha": 0.0, "beta": -255.0}, {"alpha": 1.0, "beta": 255.0}, {"alpha": [0.0, 1.0],
                                                                                     "beta": [-255.0, 255.0]}],
 }
@@ -441,8 +444,9 @@ def _uint8_images(modality: str, msrs_pair) -> list[np.ndarray]:
 
 
 def test_the_uint8_fast_paths_cover_the_atoms_that_gain_from_one():
-    # ir_noise and stripe_gain are an add of normals on the float32 image either way (docs, section 7 "Speed")
-    assert set(UINT8_FAST) == {"lowlight", "overexposure", "motion", "rain", "jpeg", "lowcontrast"}
+    # ir_noise is an add of normals on the float32 image either way (docs, section 7 "Speed"); stripe_gain's uint8
+    # path is its float path on a reused buffer with a two-pass rounding
+    assert set(UINT8_FAST) == {"lowlight", "overexposure", "motion", "rain", "jpeg", "lowcontrast", "stripe_gain"}
 
 
 @pytest.mark.parametrize("name", UINT8_FAST)
@@ -606,6 +610,24 @@ def test_rains_integer_drop_threshold_gives_the_uniforms_mask_at_every_boundary(
         a, b = stream(3), stream(3)
         assert np.array_equal(rain._drops(a, 20000, rho), b.uniforms(20000) < rho), rho
         assert a.uniform() == b.uniform()
+
+
+def test_quantize_into_uint8_is_quantize_on_ties_neighbours_and_out_of_range_values(monkeypatch):
+    from demmi_rf.degradations import _arrays
+
+    k = np.arange(-300, 600, dtype=np.float32)
+    half = np.concatenate([k, k + np.float32(0.5)])
+    values = np.concatenate([half, np.nextafter(half, np.float32(-1e9)), np.nextafter(half, np.float32(1e9)),
+                             np.array([-0.0, 1e-45, -1e-45, 3e38, -3e38, 254.5, 255.5, -0.5], np.float32),
+                             np.random.default_rng(2).normal(128, 200, 5000).astype(np.float32)])
+    assert _arrays._opencv_rounds_like_rint()  # so the OpenCV conversion is the one checked here
+    for shape in [(values.size,), (values.size // 4, 4), (values.size // 12, 4, 3)]:
+        v = values[: math.prod(shape)].reshape(shape)
+        got = _arrays.quantize_into_uint8(v.copy())
+        assert got.shape == shape and np.array_equal(got, _arrays.quantize(v.copy())), shape
+    monkeypatch.setattr(_arrays, "_opencv_rounds_like_rint", lambda: False)  # numpy's rint + cast
+    assert np.array_equal(_arrays.quantize_into_uint8(values.copy()), _arrays.quantize(values.copy()))
+    assert _arrays.quantize_into_uint8(np.zeros((0, 3), np.float32)).shape == (0, 3)
 
 
 def test_lowcontrast_is_the_linear_map_and_scales_the_std(msrs_pair):

@@ -19,7 +19,9 @@ setting; the cascade's destriper serves both). Nothing is clipped or cast (DRMF'
 **Exactness.** In float32 and in this order: t = x·g_c (one multiply per pixel, g_c broadcast down the
 rows), y = x + o_c, y = y + t, then y = y + σ_p·n (:meth:`demmi_rf.rng.Stream.normal` with ``add_to``: the
 toolkit's ziggurat on the raw words). Every step is one correctly rounded IEEE operation: the same bits on any
-CPU.
+CPU. On uint8 (the atom alone in its chain, :func:`apply_uint8`) the same operations run in place on a reused
+float32 buffer and the result is clipped and rounded by :func:`._arrays.quantize_into_uint8` (the composition's
+rounding in two passes): the same bytes.
 
 Randomness: s_o, s_g, σ_p (one ``uniform`` draw each for a range), then W normals (offsets), W normals (gains,
 only when s_g > 0), H·W normals (pixels, only when σ_p > 0).
@@ -37,6 +39,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges, stripe
+from ._arrays import quantize_into_uint8, scratch
 from .registry import STAGE_SENSOR, UNIFORM, AtomSpec, Param, as_stream, register_atom
 
 PARAMS = (
@@ -60,12 +63,16 @@ def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = 
     return {p.name: _ranges.draw_param(rng, ranges, p, atom) for p in PARAMS}
 
 
-def apply(image: np.ndarray, rng: Stream, *, offset_std: float, gain_std: float, pixel_std: float,
-          inplace: bool = False) -> np.ndarray:
-    """``x + g_c x + o_c + σ_p n`` in float32 (no clipping); the order of the module docstring."""
+def _check(offset_std: float, gain_std: float, pixel_std: float) -> None:
     if not (offset_std >= 0 and gain_std >= 0 and pixel_std >= 0):
         raise ValueError(f"stripe_gain standard deviations must be >= 0, got {offset_std!r}, {gain_std!r}, "
                          f"{pixel_std!r}")
+
+
+def apply(image: np.ndarray, rng: Stream, *, offset_std: float, gain_std: float, pixel_std: float,
+          inplace: bool = False) -> np.ndarray:
+    """``x + g_c x + o_c + σ_p n`` in float32 (no clipping); the order of the module docstring."""
+    _check(offset_std, gain_std, pixel_std)
     stream = as_stream(rng)
     out = stripe.apply(image, stream, s=offset_std, gain_std=gain_std, inplace=inplace)  # v1's column model
     if pixel_std > 0:
@@ -73,9 +80,25 @@ def apply(image: np.ndarray, rng: Stream, *, offset_std: float, gain_std: float,
     return out
 
 
+def apply_uint8(image: np.ndarray, rng: Stream, *, offset_std: float, gain_std: float, pixel_std: float
+                ) -> np.ndarray:
+    """``quantize(apply(float32(image)))`` for a uint8 image, with the same draws and float32 operations: apply runs
+    in place on a reused per-thread float32 buffer (no fresh pages per image) and the result is rounded by
+    :func:`._arrays.quantize_into_uint8` (clip, then one rounding conversion): the same bytes."""
+    _check(offset_std, gain_std, pixel_std)
+    x = np.asarray(image)
+    if x.dtype != np.uint8:
+        raise TypeError(f"apply_uint8 needs a uint8 image, got {x.dtype}")
+    work = scratch("stripe_gain.work", x.shape)
+    np.copyto(work, x)  # float32(x): exact
+    apply(work, rng, offset_std=offset_std, gain_std=gain_std, pixel_std=pixel_std, inplace=True)
+    return quantize_into_uint8(work)
+
+
 SPEC = register_atom(AtomSpec(
     name="stripe_gain", label_index=13,
     family="stripe", modality="ir", stage=STAGE_SENSOR, params=PARAMS, draw=draw,
     apply=apply, summary="IR column offsets and gains plus a per-pixel Gaussian term (EMS / DRMF form)",
     label="stripe_gain o={offset_std:.1f} g={gain_std:.3f} p={pixel_std:.1f}", severity=SEVERITY,
+    apply_uint8=apply_uint8,
 ))
