@@ -24,12 +24,13 @@ with ln 2 = c₁ + c₂ split so that k·c₁ is exact, and
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from fractions import Fraction
 from math import factorial
 
 import numpy as np
+
+from .kernel import compiled_routine
 
 # ---- float32 exp: Cephes ``expf``, a degree-7 polynomial after the reduction --------------------------------
 _LOG2E_F32 = np.float32(1.44269504088896341)
@@ -152,13 +153,7 @@ def _compiled_exp() -> Callable[..., None] | None:
     """The kernel's ``exp_array(z, constants, out)``, or None: when the kernel is missing, when
     ``DEMMI_RF_NUMPY_ZIGGURAT=1`` (the numpy paths of every compiled routine), or when it does not give
     :func:`_exp_f64_numpy`'s bits on a probe over the whole domain (checked once per process)."""
-    if os.environ.get("DEMMI_RF_NUMPY_ZIGGURAT", "") not in ("", "0"):
-        return None
-    try:
-        from . import _zigfast
-    except ImportError:
-        return None
-    kernel = getattr(_zigfast, "exp_array", None)
+    kernel = compiled_routine("exp_array")
     if kernel is None:
         return None
     rng = np.random.default_rng(20261130)

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from typing import Any
 
 import numpy as np
 from numpy.random.bit_generator import ISpawnableSeedSequence
+
+from .kernel import compiled_routine
 
 _DOMAIN = "demmi-rf/v1"
 _SEP = "\x1f"  # ASCII unit separator: cannot occur in a pair id, a setting or a modality name
@@ -122,13 +123,7 @@ def _seed_kernel() -> Any:
     and ``generate_state(4, np.uint64)``), or None: when the kernel is missing, when ``DEMMI_RF_NUMPY_ZIGGURAT=1``
     (every compiled routine's numpy path), or when it does not give numpy's state on a probe (checked once per
     process)."""
-    if os.environ.get("DEMMI_RF_NUMPY_ZIGGURAT", "") not in ("", "0"):
-        return None
-    try:
-        from . import _zigfast
-    except ImportError:
-        return None
-    seed_state = getattr(_zigfast, "seed_state", None)
+    seed_state = compiled_routine("seed_state")
     if seed_state is None:
         return None
     probe = np.random.default_rng(20261130)

@@ -53,7 +53,6 @@ of its value — not an approximation such as a sum of uniforms or a truncated i
 from __future__ import annotations
 
 import functools
-import os
 from decimal import Decimal, localcontext
 from types import ModuleType
 
@@ -61,6 +60,7 @@ import cv2
 import numpy as np
 
 from . import portable_math
+from .kernel import compiled_module
 from .portable_math import _exp_f64, _log_f64
 
 LAYERS = 256
@@ -314,11 +314,8 @@ def _kernel() -> ModuleType | None:
     common case and the slow path), or None: when it is missing, when ``DEMMI_RF_NUMPY_ZIGGURAT=1``, or when
     either entry point does not give the numpy path's bits (and, for the slow path, the same generator
     position) on a probe (checked once per process), the numpy path runs. Both give the same bits."""
-    if os.environ.get("DEMMI_RF_NUMPY_ZIGGURAT", "") not in ("", "0"):
-        return None
-    try:
-        from . import _zigfast
-    except ImportError:
+    _zigfast = compiled_module()
+    if _zigfast is None:
         return None
     probe = np.random.default_rng(20261126).bit_generator
     words, layers = _draw_words(probe, 4099)
