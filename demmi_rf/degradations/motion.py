@@ -249,30 +249,54 @@ def _sum_shifted(base: np.ndarray, offsets: list[tuple[int, int]], h: int, wc: i
     row, 1 + 1 + 2 passes (D₁, D₂ = D₁ + D₁(·+2), then D₂ + D₂(·+4) + x(·+8)) instead of 8."""
     import cv2
 
-    # a term: (array, its origin row, its origin column, row, column), rows and columns in base's frame
-    terms = [(base, 0, 0, r, col) for r, col in offsets]
+    builds, final = _pair_plan(tuple(offsets), h, wc)
+    arrays = [base]
+    for key, src, shape, (ra, ca), (rb, cb) in builds:
+        arr = arrays[src]
+        d = scratch(key + base.dtype.str, shape, base.dtype)  # per dtype: motion (uint16) and rain (uint8)
+        cv2.add(arr[ra : ra + shape[0], ca : ca + shape[1]], arr[rb : rb + shape[0], cb : cb + shape[1]], dst=d)
+        arrays.append(d)
+    views = [arrays[i][r : r + h, col : col + wc] for i, r, col in final]
+    if len(views) == 1:
+        np.copyto(out, views[0])
+        return
+    cv2.add(views[0], views[1], dst=out)
+    for v in views[2:]:
+        cv2.add(out, v, dst=out)
+
+
+@lru_cache(maxsize=1024)
+def _pair_plan(offsets: tuple[tuple[int, int], ...], h: int, wc: int) -> tuple[tuple, tuple]:
+    """The schedule of :func:`_sum_shifted` for these offsets and this output size (pure Python, cached): the pair
+    sums to build, each ``(scratch key, source array index, shape, (row, col) of the first view, (row, col) of the
+    second)`` in the source's own coordinates, and the final views ``(array index, row, col)``; array 0 is the base,
+    array k + 1 the k-th pair sum."""
+    # a term: (array index, its origin row, its origin column, row, column), rows and columns in base's frame
+    terms = [(0, 0, 0, r, col) for r, col in offsets]
+    origins = [(0, 0)]
+    builds = []
     level = 0
     while len(terms) > 3:
         groups: dict[tuple[int, int, int], list[int]] = {}
         for k in range(0, len(terms) - 1, 2):
             a, b = terms[k], terms[k + 1]
-            if a[0] is b[0]:
+            if a[0] == b[0]:
                 first, second = (a, b) if (a[3], a[4]) <= (b[3], b[4]) else (b, a)
-                groups.setdefault((id(a[0]), second[3] - first[3], second[4] - first[4]), []).append(k)
+                groups.setdefault((a[0], second[3] - first[3], second[4] - first[4]), []).append(k)
         shared = {key: ks for key, ks in groups.items() if len(ks) >= 2}
         if not shared:
             break
         replaced: dict[int, tuple] = {}
-        for i, ((_, dr, dc), ks) in enumerate(shared.items()):
-            arr, ar0, ac0 = terms[ks[0]][:3]
+        for i, ((src, dr, dc), ks) in enumerate(shared.items()):
+            ar0, ac0 = origins[src]
             firsts = [min((terms[k][3], terms[k][4]), (terms[k + 1][3], terms[k + 1][4])) for k in ks]
             r0, r1 = min(f[0] for f in firsts), max(f[0] for f in firsts) + h
             c0, c1 = min(f[1] for f in firsts), max(f[1] for f in firsts) + wc
-            d = scratch(f"motion.pairs{level}.{i}", (r1 - r0, c1 - c0), base.dtype)
-            cv2.add(arr[r0 - ar0 : r1 - ar0, c0 - ac0 : c1 - ac0],
-                    arr[r0 + dr - ar0 : r1 + dr - ar0, c0 + dc - ac0 : c1 + dc - ac0], dst=d)
+            builds.append((f"motion.pairs{level}.{i}", src, (r1 - r0, c1 - c0), (r0 - ar0, c0 - ac0),
+                           (r0 + dr - ar0, c0 + dc - ac0)))
+            origins.append((r0, c0))
             for k, (fr, fc) in zip(ks, firsts):
-                replaced[k] = (d, r0, c0, fr, fc)
+                replaced[k] = (len(origins) - 1, r0, c0, fr, fc)
         new = []
         k = 0
         while k < len(terms):
@@ -284,13 +308,8 @@ def _sum_shifted(base: np.ndarray, offsets: list[tuple[int, int]], h: int, wc: i
                 k += 1
         terms = new
         level += 1
-    views = [arr[r - ar0 : r - ar0 + h, col - ac0 : col - ac0 + wc] for arr, ar0, ac0, r, col in terms]
-    if len(views) == 1:
-        np.copyto(out, views[0])
-        return
-    cv2.add(views[0], views[1], dst=out)
-    for v in views[2:]:
-        cv2.add(out, v, dst=out)
+    final = tuple((i, r - ar0, col - ac0) for i, ar0, ac0, r, col in terms)
+    return tuple(builds), final
 
 
 @lru_cache(maxsize=512)
