@@ -69,3 +69,22 @@ def run_cli(args: list[str], ok: bool = True):
     if ok:
         assert result.exit_code == 0, result.output
     return result
+
+
+def kernel_swapped_is_refused(monkeypatch, replacement: object, probe) -> None:
+    """Put ``replacement`` in the place of the compiled kernel ``demmi_rf._zigfast`` and check that ``probe`` (an
+    ``lru_cache``-d loader that probes a routine against its numpy twin) refuses it (returns None), then that the
+    real kernel is accepted again once the swap is undone."""
+    import sys
+
+    import demmi_rf
+
+    monkeypatch.setitem(sys.modules, "demmi_rf._zigfast", replacement)
+    monkeypatch.setattr(demmi_rf, "_zigfast", replacement)  # what ``from . import _zigfast`` finds first
+    probe.cache_clear()
+    try:
+        assert probe() is None
+    finally:
+        monkeypatch.undo()
+        probe.cache_clear()
+    assert probe() is not None

@@ -16,6 +16,8 @@ from demmi_rf.errors import SettingError
 from demmi_rf.rng import generator, stable_words
 from demmi_rf.settings import parse_setting
 
+from .conftest import kernel_swapped_is_refused
+
 
 def _spec(name: str, stage: int = STAGE_SCENE + 7) -> AtomSpec:
     return AtomSpec(name=name, family=name, modality="vis", stage=stage,
@@ -134,9 +136,7 @@ def test_seed_state_matches_numpy_on_many_keys():
 
 
 def test_a_seed_kernel_that_differs_is_not_used(monkeypatch):
-    import sys
 
-    import demmi_rf
     from demmi_rf import rng
 
     real = rng._seed_kernel()
@@ -149,14 +149,7 @@ def test_a_seed_kernel_that_differs_is_not_used(monkeypatch):
             real(words, out)
             out[3] ^= np.uint64(1)
 
-    monkeypatch.setitem(sys.modules, "demmi_rf._zigfast", Off)
-    monkeypatch.setattr(demmi_rf, "_zigfast", Off)
-    rng._seed_kernel.cache_clear()
-    try:
-        assert rng._seed_kernel() is None
-        parts = (1, "a/b", "haze", "vis")
-        assert generator(*parts).bit_generator.state == _reference(*parts).bit_generator.state
-    finally:
-        monkeypatch.undo()
-        rng._seed_kernel.cache_clear()
-    assert rng._seed_kernel() is not None
+    kernel_swapped_is_refused(monkeypatch, Off, rng._seed_kernel)
+    parts = (1, "a/b", "haze", "vis")
+    monkeypatch.setattr(rng, "_seed_kernel", lambda: None)  # what a refused kernel leaves: numpy's SeedSequence
+    assert generator(*parts).bit_generator.state == _reference(*parts).bit_generator.state

@@ -13,6 +13,8 @@ from demmi_rf import rng as drng
 from demmi_rf import ziggurat
 from demmi_rf.ziggurat import normal, tables
 
+from .conftest import kernel_swapped_is_refused
+
 
 # --- the tables -------------------------------------------------------------------------------------------
 def test_layers_have_equal_area_and_the_published_right_edge():
@@ -327,19 +329,7 @@ def test_a_kernel_whose_slow_path_differs_is_not_used(monkeypatch):
             out = args[-1]
             out[0] = np.nextafter(out[0], np.float32(np.inf))
 
-    import sys
-
-    import demmi_rf
-
-    monkeypatch.setitem(sys.modules, "demmi_rf._zigfast", OffByOneUlp)
-    monkeypatch.setattr(demmi_rf, "_zigfast", OffByOneUlp)  # what ``from . import _zigfast`` finds first
-    ziggurat._kernel.cache_clear()
-    try:
-        assert ziggurat._kernel() is None
-    finally:
-        monkeypatch.undo()
-        ziggurat._kernel.cache_clear()
-    assert ziggurat._kernel() is not None
+    kernel_swapped_is_refused(monkeypatch, OffByOneUlp, ziggurat._kernel)
 
 
 def test_no_slow_position_skips_the_slow_path(monkeypatch):
@@ -430,9 +420,7 @@ def test_the_kernels_exp_gives_the_numpy_bits_over_the_whole_domain():
 
 
 def test_a_kernel_exp_that_differs_is_not_used(monkeypatch):
-    import sys
 
-    import demmi_rf
     from demmi_rf import portable_math as pm
 
     real = pm._compiled_exp()
@@ -445,15 +433,7 @@ def test_a_kernel_exp_that_differs_is_not_used(monkeypatch):
             real(z, consts, out)
             out[-1] = np.nextafter(out[-1], np.inf)
 
-    monkeypatch.setitem(sys.modules, "demmi_rf._zigfast", Off)
-    monkeypatch.setattr(demmi_rf, "_zigfast", Off)
-    pm._compiled_exp.cache_clear()
-    try:
-        assert pm._compiled_exp() is None
-    finally:
-        monkeypatch.undo()
-        pm._compiled_exp.cache_clear()
-    assert pm._compiled_exp() is not None
+    kernel_swapped_is_refused(monkeypatch, Off, pm._compiled_exp)
 
 
 @pytest.mark.parametrize("z", [np.array(-1.5), np.linspace(-3.0, 0.0, 12).reshape(3, 4),
