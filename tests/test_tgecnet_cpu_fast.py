@@ -66,6 +66,30 @@ def test_attention_and_feed_forward_fast_equal_reference(dim: int, heads: int, b
     assert (fast - ref).abs().max() <= 2e-5 * max(1.0, float(ref.abs().max()))
 
 
+def test_the_fast_inference_switch_is_per_thread() -> None:
+    """Inference in one thread does not switch the layers of another thread (a training loop) to the fast path."""
+    import threading
+
+    x = torch.randn(1, 8, 16, 16)
+    inside, other = threading.Event(), []
+    release = threading.Event()
+
+    def infer() -> None:
+        with fast_inference(), torch.no_grad():
+            other.append(fast_path(x))
+            inside.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=infer)
+    worker.start()
+    assert inside.wait(10)
+    with torch.no_grad():
+        assert not fast_path(x)  # this thread never entered fast_inference
+    release.set()
+    worker.join()
+    assert other == [True]
+
+
 def test_fast_path_is_taken_only_without_autograd_on_contiguous_float32() -> None:
     x = torch.randn(1, 8, 16, 16)
     assert not fast_path(x)  # outside fast_inference

@@ -14,6 +14,7 @@ rounding. The training forward (autograd on) always takes the reference path.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,26 +22,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_FAST = False
+_STATE = threading.local()  # ``fast``: whether this thread is inside fast_inference()
 
 
 @contextmanager
 def fast_inference(enabled: bool = True) -> Iterator[None]:
     """Within the block, layers take the inference fast path where :func:`fast_path` allows (see the module
-    docstring); ``enabled=False`` forces the reference path. Not thread-safe (a process-wide switch)."""
-    global _FAST
-    previous, _FAST = _FAST, enabled
+    docstring); ``enabled=False`` forces the reference path. The switch is per thread (as ``torch.no_grad``), so
+    a model trained in one thread is not switched by inference in another."""
+    previous = getattr(_STATE, "fast", False)
+    _STATE.fast = enabled
     try:
         yield
     finally:
-        _FAST = previous
+        _STATE.fast = previous
 
 
 def fast_path(x: torch.Tensor) -> bool:
     """True when the inference fast path applies to ``x``: inside :func:`fast_inference`, autograd off, a
     contiguous NCHW float32 CPU tensor, no autocast."""
-    return (_FAST and not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
-            and x.dim() == 4 and x.is_contiguous() and not torch.is_autocast_enabled("cpu"))
+    return (getattr(_STATE, "fast", False) and not torch.is_grad_enabled() and x.device.type == "cpu"
+            and x.dtype == torch.float32 and x.dim() == 4 and x.is_contiguous()
+            and not torch.is_autocast_enabled("cpu"))
 
 
 class LayerNorm2d(nn.Module):
