@@ -608,7 +608,8 @@ def test_rains_integer_drop_threshold_gives_the_uniforms_mask_at_every_boundary(
         assert np.array_equal(as_uniform, w < t if t < 2**64 else np.ones(len(w), bool)), rho
     for rho in (0.0, 0.004, 1.0, float("nan")):  # the same mask and the same words consumed as uniforms() < rho
         a, b = stream(3), stream(3)
-        assert np.array_equal(rain._drops(a, 20000, rho), b.uniforms(20000) < rho), rho
+        n = 2 * rain._UNIFORM_BLOCK + 123  # across block boundaries
+        assert np.array_equal(rain._drops(a, n, rho), b.uniforms(n) < rho), rho
         assert a.uniform() == b.uniform()
 
 
