@@ -556,6 +556,20 @@ def test_motions_uint16_line_sum_with_shared_pair_sums_equals_the_direct_sum(sha
     assert (motion.line_sum_uint16(full, motion.line_cells(257, 0)) == 65535).all()
 
 
+def test_motions_uint8_strips_equal_the_float_path_across_strip_borders(monkeypatch):
+    from demmi_rf.degradations._arrays import quantize
+
+    rng = np.random.default_rng(8)
+    for strip_bytes in (1, 600, 1 << 12, 1 << 18):  # one row per strip (and fewer than the halo), a few, the default
+        monkeypatch.setattr(motion, "_STRIP_BYTES", strip_bytes)
+        for shape in [(1, 1), (5, 3), (37, 29, 3), (64, 20), (23, 50, 2)]:
+            x = rng.integers(0, 256, shape, dtype=np.uint8)
+            for length, angle in [(1, 0), (2, 90), (5, 0), (5, 45), (9, 30), (15, 100), (25, 80), (64, 7)]:
+                want = quantize(motion.blur(x.astype(np.float32), length, angle))
+                got = motion.blur_uint8(x, length, angle)
+                assert got.shape == x.shape and np.array_equal(got, want), (strip_bytes, shape, length, angle)
+
+
 def test_motions_pair_sharing_on_arbitrary_offsets_and_fewer_passes():
     import cv2
 

@@ -43,6 +43,8 @@ computed in uint16 (L ≤ 257), converted and scaled: y = rint(clip(fl32(S)·fl3
 float path followed by the composition's rounding, in about half the time. The line repeats its steps, so pairs of
 cells with the same step share one partial sum D(q) = x(q) + x(q + d) (one pass), pairs of such pairs likewise,
 level by level (:func:`_sum_shifted`): about log₂ L + 1 passes along an axis, fewer than L − 1 at any angle.
+All of it runs in strips of rows (the padded uint16 rows, the sums, the conversion into the output rows) so the
+uint16 buffers stay in cache: every element gets the same integer sum and the same conversion.
 
 Registered atom (:mod:`.registry`): ``motion`` (family ``motion``, VIS, stage ``STAGE_OPTICS + 2`` = 22, after
 defocus), parameters ``length`` (integer choice in [1, 201]) and ``angle`` (uniform, degrees, in [−360, 360]).
@@ -336,24 +338,54 @@ def blur_uint8(image: np.ndarray, length: int, angle: int) -> np.ndarray:
     """``quantize(blur(float32(image), L, θ))`` for a uint8 image, computed on integers: the cell sums S exactly
     in uint16 (:func:`line_sum_uint16`), then y = rint(clip(fl32(S)·fl32(1/L))), the float path's last step on
     the same S, by ``cv2.convertScaleAbs`` when it provably rounds exactly so for this L
-    (:func:`_opencv_scales_exactly`), else with numpy."""
-    import cv2
-
+    (:func:`_opencv_scales_exactly`; then in strips of rows, :func:`_blur_uint8_strips`), else with numpy."""
     cells = line_cells(length, angle)
     x = np.asarray(image)
     if x.size == 0 or len(cells) > _UINT16_CELLS:
         return quantize(blur(x.astype(np.float32), length, angle))
     h = x.shape[0]
     wc = x.size // max(h, 1)
-    total = line_sum_uint16(x, cells, out=scratch("motion.sum16", (h, wc), np.uint16))
     n = len(cells)
     if _opencv_scales_exactly(n):
-        out = cv2.convertScaleAbs(total, alpha=float(np.float32(1.0 / n)))
-    else:  # an OpenCV whose conversion rounds otherwise (tests force this branch)
-        work = total.astype(np.float32)
-        work *= np.float32(1.0 / n)
-        out = quantize(work)
-    return out.reshape(x.shape)
+        return _blur_uint8_strips(x, cells).reshape(x.shape)
+    # an OpenCV whose conversion rounds otherwise (tests force this branch): numpy on the whole image
+    total = line_sum_uint16(x, cells, out=scratch("motion.sum16", (h, wc), np.uint16))
+    work = total.astype(np.float32)
+    work *= np.float32(1.0 / n)
+    return quantize(work).reshape(x.shape)
+
+
+#: bytes of one uint16 strip buffer of :func:`_blur_uint8_strips` (the padded strip, a pair sum, the sums)
+_STRIP_BYTES = 1 << 18
+
+
+def _blur_uint8_strips(x: np.ndarray, cells: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """:func:`blur_uint8`'s fast path in strips of rows: per strip the padded rows in uint16, the cell sums
+    (:func:`_sum_shifted`) and the scaling by ``cv2.convertScaleAbs`` into the output rows, so the uint16
+    buffers stay in cache; the same integer sums and the same conversion per element as on the whole image."""
+    import cv2
+
+    x = np.ascontiguousarray(x)
+    h, w = x.shape[:2]
+    c = 1 if x.ndim == 2 else x.shape[2]
+    wc = w * c
+    px = max(abs(dx) for dx, _ in cells)
+    py = max(abs(dy) for _, dy in cells)
+    src = x.reshape(h, w) if c == 1 else x
+    pw = (w + 2 * px) * c
+    padded = cv2.copyMakeBorder(src, py, py, px, px, cv2.BORDER_REFLECT_101).reshape(h + 2 * py, pw)
+    offsets = [(py + dy, (px + dx) * c) for dx, dy in cells]
+    alpha = float(np.float32(1.0 / len(cells)))
+    rows = max(1, min(h, _STRIP_BYTES // (2 * pw) - 2 * py))
+    out = np.empty((h, wc), np.uint8)
+    for y0 in range(0, h, rows):
+        m = min(rows, h - y0)
+        p16 = scratch("motion.strip16", (m + 2 * py, pw), np.uint16)
+        np.copyto(p16, padded[y0 : y0 + m + 2 * py])
+        sums = scratch("motion.stripsum16", (m, wc), np.uint16)
+        _sum_shifted(p16, offsets, m, wc, sums)
+        cv2.convertScaleAbs(sums, dst=out[y0 : y0 + m], alpha=alpha)
+    return out
 
 
 def blur(image: np.ndarray, length: int, angle: int, out: np.ndarray | None = None) -> np.ndarray:
