@@ -26,7 +26,7 @@ CPU affinity where the OS allows it) unless ``--all-cores``. Three comparisons, 
    takes (atoms after the first work on float32).
 
 =================  =====================================================================================
-atom               anchor (albumentations)
+atom               anchor (albumentations unless said)
 =================  =====================================================================================
 ``motion``         ``MotionBlur(blur_limit=(5, 15), allow_shifted=False)`` (lengths 5..15, any angle)
 ``rain``           ``RandomRain(drop_length=20, drop_width=1, blur_value=7)``
@@ -36,7 +36,9 @@ atom               anchor (albumentations)
                    ``RandomGamma`` alone
 ``lowcontrast``    ``RandomBrightnessContrast(contrast_limit=(-0.6, -0.4))`` on the IR image
 ``ir_noise``       ``GaussNoise(std 5-20)`` on the IR image
-``stripe_gain``    ``GaussNoise(std 3-5)`` on the IR image (no public stripe transform; its per-pixel term)
+``stripe_gain``    EMS's public stripe generator (its computation on the IR image, :func:`ems_stripe`: per-pixel
+                   and tiled per-column float64 normals, saturated to uint8; albumentations has no stripe
+                   transform) and ``GaussNoise(std 3-5)`` alone (the per-pixel term only: less work than the atom)
 =================  =====================================================================================
 
 All functions are timed in interleaved rounds (one call of each per round, shuffled order; see
@@ -53,6 +55,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import pin_one_core  # noqa: E402
@@ -67,8 +71,32 @@ PAIRS = {
     "lowlight": ["RandomGamma+GaussNoise", "RandomGamma"],
     "lowcontrast": ["RandomBrightnessContrast (IR)"],
     "ir_noise": ["GaussNoise 5-20 (IR)"],
-    "stripe_gain": ["GaussNoise 3-5 (IR)"],
+    "stripe_gain": ["EMS stripe (IR)", "GaussNoise 3-5 (IR)"],
 }
+
+
+def ems_stripe(image: np.ndarray) -> np.ndarray:
+    """The computation of EMS's public stripe generator (``XunpengYi/EMS``,
+    ``EMS_make_degradation_func/main_vis_strikp_noise.py``, the closest public implementation of ``stripe_gain``'s
+    model), written here from its formula on one channel: σ_G ~ U(3, 5), a float64 N(0, σ_G²) per pixel, β ~ U(3, 8),
+    a float64 N(0, β²) per column tiled down the rows, both added to the image (numpy's global generator, as the
+    script), then saturated to uint8 as its ``cv2.imwrite`` does (clip, round). It has no column gain term, so it does
+    less work than ``stripe_gain``."""
+    std_g = np.random.uniform(3, 5)
+    noise_g = np.random.normal(0, std_g, image.shape)
+    beta = np.random.uniform(3, 8)
+    columns = np.tile(np.random.normal(0, beta, image.shape[1]), (image.shape[0], 1))
+    return np.clip(np.rint(image + noise_g + columns), 0, 255).astype(np.uint8)
+
+
+class _Function:
+    """A plain function in the place of an albumentations transform (``t(image=x)``)."""
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.fn = fn
+
+    def __call__(self, *, image: np.ndarray) -> np.ndarray:
+        return self.fn(image)
 
 
 def _ratio(a: tuple[float, float], b: tuple[float, float]) -> str:
@@ -124,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                      contrast_limit=(-0.6, -0.4), p=1.0), ir),
         "GaussNoise 5-20 (IR)": (A.GaussNoise(std_range=(5 / 255, 20 / 255), p=1.0), ir),
         "GaussNoise 3-5 (IR)": (A.GaussNoise(std_range=(3 / 255, 5 / 255), p=1.0), ir),
+        "EMS stripe (IR)": (_Function(ems_stripe), ir),
     }
+    np.random.seed(0)  # the EMS anchor's global generator
     for t, _ in anchors.values():
         if hasattr(t, "set_random_seed"):
             t.set_random_seed(0)
@@ -174,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             return spec.run(buf, stream, spec.default_ranges, inplace=True)
         return run
 
-    floats = {k: (t, vis_1 if img is vis else ir_1) for k, (t, img) in anchors.items()}
+    # albumentations' float convention is [0, 1]; the EMS anchor computes on the 0-255 scale, as its script
+    floats = {k: (t, (vis_f if img is vis else ir_f) if isinstance(t, _Function) else (vis_1 if img is vis else ir_1))
+              for k, (t, img) in anchors.items()}
     same = {a: keys[0] for a, keys in PAIRS.items()}
     fns = {**{f"atom {a}": atom_alone(a) for a in same},
            **{f"f32 {k}": (lambda t=t, img=img: t(image=img)) for k, (t, img) in floats.items()},
