@@ -154,6 +154,42 @@ def test_discarded_shard_closes_cleanly_after_a_write_error(tmp_path, monkeypatc
     assert done.returncode == 0 and "errno 28" in done.stdout, (done.returncode, done.stderr)
 
 
+def test_a_shard_file_that_hdf5_fails_to_create_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """A full disk while HDF5 writes a new file's superblock: HDF5 has created the file, then fails; the writer
+    removes it (the flaky case of the real-disk test above, made deterministic)."""
+    real_file = h5py.File
+
+    def failing_file(name, mode="r", **kwargs):
+        real_file(name, mode, **kwargs).close()  # the file exists on disk, as HDF5 leaves it
+        raise OSError(28, "Unable to create file (file write failed: errno = 28, error message = 'No space')")
+
+    monkeypatch.setattr(shard_module.h5py, "File", failing_file)
+    writer = shard_module.ShardWriter(tmp_path / "s.h5", {"split": "train"})
+    with pytest.raises(OSError) as err, writer:
+        pass
+    assert err.value.errno == 28
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_build_leaves_no_temporary_shard_file(tmp_path, recipe, monkeypatch):
+    """Whatever a failing shard leaves behind (here a temporary file as a killed worker would), the driver removes
+    the build's temporary shard files before it reports the failure; the finished shards stay for the resume."""
+    from demmi_rf.builder import driver
+    from demmi_rf.store.atomic import temp_path
+
+    def failing_run_tasks(tasks, fn, **kwargs):
+        shard = Path(tasks[0].out_dir) / tasks[0].file
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        temp_path(shard).write_bytes(b"half a shard")
+        raise BuildError(f"cannot write shard {tasks[0].file}: the disk is full")
+
+    monkeypatch.setattr(driver, "run_tasks", failing_run_tasks)
+    out = tmp_path / "ds"
+    with pytest.raises(BuildError, match="the disk is full"):
+        build_dataset(out, recipe=recipe, settings=SETTINGS, workers=1)
+    assert [n for n in _shard_files(out) if n.startswith(".")] == []
+
+
 # ---- 2. changed sources -------------------------------------------------------------------------------------
 def _copy_samples(dest: Path) -> Path:
     shutil.copytree(sample_root(), dest)

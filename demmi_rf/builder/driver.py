@@ -8,6 +8,7 @@ last) and ``build.json`` (timings). Re-running the same command resumes: complet
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -125,9 +126,16 @@ def build_dataset(out: str | Path, sources: Sequence[str | Path] = (), *,
         tasks = [dataclasses.replace(t, lock_token=token) for t in tasks]
         progress("plan", {"shards": len(tasks), "samples": sum(t.n_samples for t in tasks),
                           "settings": len(effective.settings)})
-        results = run_tasks(tasks, run_shard, executor=executor, workers=workers, scheduler=scheduler,
-                            # the callback gets its own dict with the rows; the driver keeps the row count only
-                            on_result=lambda r: (progress("shard", dict(r)), collector.add(r)))
+        try:
+            results = run_tasks(tasks, run_shard, executor=executor, workers=workers, scheduler=scheduler,
+                                # the callback gets its own dict with the rows; the driver keeps the row count only
+                                on_result=lambda r: (progress("shard", dict(r)), collector.add(r)))
+        except BaseException:
+            # a failed build leaves no temporary shard behind (a shard that failed while HDF5 created its file, a
+            # worker killed mid-write); the finished shards stay for the resume
+            with contextlib.suppress(BuildError):
+                remove_temp_files(out)
+            raise
         remove_temp_files(out)
         _check_versions(results)
         card, manifest, frame = _outputs(effective, tasks, results, scan, labels, collector)

@@ -98,8 +98,14 @@ class ShardWriter:
         self.committed = False
 
     def __enter__(self) -> ShardWriter:
-        with _io_errors():
-            self._h5 = h5py.File(self.tmp, "w", libver=LIBVER, track_order=False)
+        try:
+            with _io_errors():
+                self._h5 = h5py.File(self.tmp, "w", libver=LIBVER, track_order=False)
+        except BaseException:
+            # HDF5 may have created the file before failing (a full disk while writing its superblock)
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
+            raise
         try:
             with _io_errors():
                 root = self._h5.attrs
