@@ -6,6 +6,7 @@ import functools
 import math
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -94,6 +95,17 @@ def quantize_into_uint8(work: np.ndarray) -> np.ndarray:
     return work.astype(np.uint8)
 
 
+def out_array(out: np.ndarray | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """The ``out=`` argument of the array functions here: ``out`` itself when it is a C-contiguous array of
+    ``shape`` and ``dtype`` (else ``ValueError`` naming what is expected), or a new array when it is None."""
+    shape = tuple(shape)
+    if out is None:
+        return np.empty(shape, dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape {shape}")
+    return out
+
+
 @functools.lru_cache(maxsize=1)
 def _byte_translate() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
     """``f(src, table, dst)``: dst = table[src] for contiguous uint8 arrays of one size, by stringzilla's
@@ -134,38 +146,24 @@ def lut_uint8(image: np.ndarray, table: np.ndarray, out: np.ndarray | None = Non
     640x480 image), else and for float32 tables through ``cv2.LUT`` on a 2-D view; same bytes either way."""
     import cv2
 
-    if out is not None:
-        if out.shape != image.shape or out.dtype != table.dtype or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous {table.dtype} array of shape {image.shape}")
-        if image.size == 0:
-            return out
-        x = np.ascontiguousarray(image)
-        translate = _byte_translate() if table.dtype == np.uint8 and table.shape == (256,) else None
-        if translate is not None and x.dtype == np.uint8:
-            translate(x, np.ascontiguousarray(table), out)
-            return out
-        rows = x.reshape(x.shape[0], -1) if x.ndim >= 2 else x.reshape(1, -1)
-        dst = out.reshape(rows.shape)
-        if cv2.LUT(rows, np.ascontiguousarray(table), dst=dst) is not dst:  # pragma: no cover - OpenCV reallocated
-            dst[...] = cv2.LUT(rows, np.ascontiguousarray(table))
-        return out
-
     if image.dtype != np.uint8:
         raise TypeError(f"lut_uint8 needs a uint8 image, got {image.dtype}")
     table = np.ascontiguousarray(table)
     if table.shape != (256,):
         raise ValueError(f"lut_uint8 needs a 256-entry table, got shape {table.shape}")
+    out = out_array(out, image.shape, table.dtype)
     if image.size == 0:
-        return np.empty(image.shape, table.dtype)
+        return out
     x = np.ascontiguousarray(image)
-    if table.dtype == np.uint8:
-        translate = _byte_translate()
-        if translate is not None:
-            result = np.empty(image.shape, np.uint8)
-            translate(x, table, result)
-            return result
+    translate = _byte_translate() if table.dtype == np.uint8 else None
+    if translate is not None:
+        translate(x, table, out)
+        return out
     rows = x.reshape(x.shape[0], -1) if x.ndim >= 2 else x.reshape(1, -1)
-    return cv2.LUT(rows, table).reshape(image.shape)
+    dst = out.reshape(rows.shape)
+    if cv2.LUT(rows, table, dst=dst) is not dst:  # pragma: no cover - OpenCV reallocated
+        dst[...] = cv2.LUT(rows, table)
+    return out
 
 
 def pointwise_uint8(apply: Callable[..., np.ndarray], image: np.ndarray, **params: object) -> np.ndarray:

@@ -67,7 +67,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
-from ._arrays import filter_float32
+from ._arrays import filter_float32, out_array
 from .registry import CHOICE, FIXED, STAGE_OPTICS, AtomSpec, Param, register_atom
 
 PARAMS = (
@@ -198,10 +198,7 @@ def blur(image: np.ndarray, radius: int, alias_sigma: float = 0.5, out: np.ndarr
         raise TypeError(f"blur expects a float32 H x W or H x W x C image, got {x.dtype} {x.shape}")
     h, w = x.shape[:2]
     c = 1 if x.ndim == 2 else x.shape[2]
-    if out is None:
-        out = np.empty(x.shape, np.float32)
-    elif out.shape != x.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape {x.shape}")
+    out = out_array(out, x.shape, np.float32)
     if x.size == 0:
         return out
     if not x.flags.c_contiguous:

@@ -62,7 +62,7 @@ import numpy as np
 
 from ..rng import Stream
 from . import _ranges
-from ._arrays import filter_float32, quantize, scratch
+from ._arrays import filter_float32, out_array, quantize, scratch
 from .registry import CHOICE, STAGE_OPTICS, UNIFORM, AtomSpec, Param, register_atom
 
 PARAMS = (
@@ -163,10 +163,7 @@ def line_sum(image: np.ndarray, cells: Sequence[tuple[int, int]], scale: float |
     if x.dtype not in kinds or x.ndim not in (2, 3):
         raise TypeError(f"line_sum expects a float32 (or, without scale, uint8) H x W or H x W x C image, got "
                         f"{x.dtype} {x.shape}")
-    if out is None:
-        out = np.empty(x.shape, x.dtype)
-    elif out.shape != x.shape or out.dtype != x.dtype or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous {x.dtype} array of shape {x.shape}")
+    out = out_array(out, x.shape, x.dtype)
     if x.size == 0:
         return out
     h, w = x.shape[:2]
@@ -223,10 +220,7 @@ def line_sum_uint16(image: np.ndarray, cells: Sequence[tuple[int, int]], out: np
     h, w = x.shape[:2]
     c = 1 if x.ndim == 2 else x.shape[2]
     wc = w * c
-    if out is None:
-        out = np.empty((h, wc), np.uint16)
-    elif out.shape != (h, wc) or out.dtype != np.uint16 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous uint16 array of shape {(h, wc)}")
+    out = out_array(out, (h, wc), np.uint16)
     px = max(abs(dx) for dx, _ in cells)
     py = max(abs(dy) for _, dy in cells)
     src = x.reshape(h, w) if c == 1 else x
