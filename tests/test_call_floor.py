@@ -136,7 +136,6 @@ def test_seed_state_matches_numpy_on_many_keys():
 
 
 def test_a_seed_kernel_that_differs_is_not_used(monkeypatch):
-
     from demmi_rf import rng
 
     real = rng._seed_kernel()

@@ -420,7 +420,6 @@ def test_the_kernels_exp_gives_the_numpy_bits_over_the_whole_domain():
 
 
 def test_a_kernel_exp_that_differs_is_not_used(monkeypatch):
-
     from demmi_rf import portable_math as pm
 
     real = pm._compiled_exp()

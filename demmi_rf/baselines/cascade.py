@@ -123,9 +123,7 @@ def assumed_radius(ranges: Mapping[str, Any] | None) -> float:
 def _denoise(image: np.ndarray, spec: AtomSpec, ranges: Mapping[str, Any] | None) -> np.ndarray:
     sigma = NOISE_SIGMA.get(spec.name)
     if sigma is None:  # a noise atom other than v1's: the mean of its sigma range
-        values = (ranges or spec.default_ranges).get("sigma", 0.0)
-        values = values if isinstance(values, (list, tuple)) else [values]
-        sigma = float(sum(values) / len(values))
+        sigma = range_mean(ranges, spec, "sigma")
     return nlm_denoise(image, sigma)
 
 
