@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AtomRegistryError, RecipeError
+from ..rng import Stream
 
 __all__ = [
     "AtomSpec", "Param", "Registry", "ATOMS", "FIXED", "UNIFORM", "CHOICE", "INTEGER", "MODALITIES", "CLEAN",
@@ -298,17 +299,8 @@ class AtomSpec:
         return self.apply(image, stream, inplace=inplace, **params, **kw), params
 
 
-_STREAM_TYPE: Any = None
-
-
 def as_stream(rng: Any) -> Any:
     """A :class:`demmi_rf.rng.Stream` for ``rng`` (a Stream is returned as is, a numpy Generator wrapped)."""
-    global _STREAM_TYPE  # noqa: PLW0603 - the class, imported once (a local import costs a few µs per call)
-    Stream = _STREAM_TYPE
-    if Stream is None:
-        from ..rng import Stream  # noqa: PLC0415 - rng imports numpy only; kept local to keep this module's header small
-
-        _STREAM_TYPE = Stream
     if isinstance(rng, Stream):
         return rng
     if isinstance(rng, np.random.Generator):
