@@ -18,6 +18,11 @@
  *
  * seed_state -- numpy's SeedSequence mixing and generate_state(4, uint64) for a sample's key words (rng.py).
  *
+ * pcg64_fill, pcg64_below -- the raw 64-bit words of numpy's PCG64 (random_raw: the 128-bit LCG step
+ * s = s * M + inc, then the XSL-RR output rotr64(hi(s) ^ lo(s), s >> 122)) from a state handed over in a
+ * 4-word buffer (state high, state low, inc high, inc low; updated in place), either stored or compared with
+ * a threshold (rng.py: raw_words, raw_below). Integer arithmetic only: the same words on every machine.
+ *
  * Built with -ffp-contract=off so that the compiler never fuses a multiply and an add; ziggurat.py checks
  * once per process that both entry points give the numpy path's bits (and leave the generator at the same
  * position) before using them, and tests/test_ziggurat.py compares them on many inputs. Only the Python
@@ -419,7 +424,159 @@ static PyObject *seed_state(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* PCG64 (O'Neill 2014, PCG-XSL-RR 128/64 as numpy's pcg64.h): one LCG step s <- s * M + inc (mod 2^128), then
+ * the output of the new state. The LCG is a serial chain (each step waits for the previous 128-bit product), so
+ * long runs use PCG_LANES interleaved chains: word j + L comes from word j's state by the jumped LCG
+ * s <- s * M^L + inc * (M^(L-1) + ... + M + 1), the same states, hence the same words, in the same order. */
+#define PCG_MULT_HI 2549297995355413924ULL
+#define PCG_MULT_LO 4865540595714422341ULL
+#define PCG_LANES 4
+
+typedef struct {
+    uint64_t hi, lo;
+} u128;
+
+/* a * b + c (mod 2^128) */
+static inline u128 u128_muladd(u128 a, u128 b, u128 c) {
+    u128 r;
+#if defined(__SIZEOF_INT128__) && !defined(DEMMI_RF_NO_INT128)
+    const unsigned __int128 x = ((unsigned __int128)a.hi << 64) | a.lo;
+    const unsigned __int128 y = ((unsigned __int128)b.hi << 64) | b.lo;
+    const unsigned __int128 z = ((unsigned __int128)c.hi << 64) | c.lo;
+    const unsigned __int128 v = x * y + z;
+    r.hi = (uint64_t)(v >> 64);
+    r.lo = (uint64_t)v;
+#else
+    /* the low 128 bits of the product from 64-bit halves: a.lo * b.lo in full, the cross terms' low halves */
+    const uint64_t a0 = a.lo & 0xFFFFFFFFULL, a1 = a.lo >> 32, b0 = b.lo & 0xFFFFFFFFULL, b1 = b.lo >> 32;
+    const uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    const uint64_t mid = (p00 >> 32) + (p01 & 0xFFFFFFFFULL) + (p10 & 0xFFFFFFFFULL);
+    const uint64_t lo = (mid << 32) | (p00 & 0xFFFFFFFFULL);
+    uint64_t hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32) + a.hi * b.lo + a.lo * b.hi;
+    r.lo = lo + c.lo;
+    r.hi = hi + c.hi + (r.lo < lo);
+#endif
+    return r;
+}
+
+static inline uint64_t pcg_output(u128 s) {
+    const uint64_t x = s.hi ^ s.lo;
+    const unsigned rot = (unsigned)(s.hi >> 58);
+    return (x >> rot) | (x << ((64u - rot) & 63u));
+}
+
+typedef struct {
+    u128 state, inc;
+} pcg128;
+
+/* The next n words of s in order: stored in words[j] (words != NULL) or compared, below[j] = word < threshold;
+ * s is advanced by n steps (left at the state of the last word). */
+static void pcg_run(pcg128 *s, Py_ssize_t n, uint64_t *words, uint8_t *below, uint64_t threshold) {
+    const u128 mult = {PCG_MULT_HI, PCG_MULT_LO}, zero = {0, 0};
+    Py_ssize_t j = 0;
+    if (n >= 4 * PCG_LANES) {
+        u128 lane[PCG_LANES], jump_mult = {0, 1}, jump_add = {0, 0};
+        for (int k = 0; k < PCG_LANES; k++) { /* lane k: the state of word k; the jump: L steps at once */
+            s->state = u128_muladd(s->state, mult, s->inc);
+            lane[k] = s->state;
+            jump_mult = u128_muladd(jump_mult, mult, zero);
+            jump_add = u128_muladd(jump_add, mult, s->inc);
+        }
+        const Py_ssize_t full = (n / PCG_LANES) * PCG_LANES;
+        for (; j < full; j += PCG_LANES) {
+            if (words != NULL) {
+                for (int k = 0; k < PCG_LANES; k++) {
+                    words[j + k] = pcg_output(lane[k]);
+                }
+            } else {
+                for (int k = 0; k < PCG_LANES; k++) {
+                    below[j + k] = pcg_output(lane[k]) < threshold;
+                }
+            }
+            s->state = lane[PCG_LANES - 1]; /* the state of word j + L - 1, the last one emitted */
+            for (int k = 0; k < PCG_LANES; k++) {
+                lane[k] = u128_muladd(lane[k], jump_mult, jump_add);
+            }
+        }
+    }
+    for (; j < n; j++) { /* the rest one step at a time from the last emitted word's state */
+        s->state = u128_muladd(s->state, mult, s->inc);
+        const uint64_t w = pcg_output(s->state);
+        if (words != NULL) {
+            words[j] = w;
+        } else {
+            below[j] = w < threshold;
+        }
+    }
+}
+
+static int pcg_state_of(Py_buffer *state, pcg128 *s) {
+    if (state->len != 32) {
+        PyErr_SetString(PyExc_ValueError, "pcg64: expected a state of 4 uint64 words");
+        return 0;
+    }
+    const uint64_t *w = (const uint64_t *)state->buf;
+    s->state.hi = w[0];
+    s->state.lo = w[1];
+    s->inc.hi = w[2];
+    s->inc.lo = w[3];
+    return 1;
+}
+
+static void pcg_state_back(Py_buffer *state, const pcg128 *s) {
+    uint64_t *w = (uint64_t *)state->buf;
+    w[0] = s->state.hi;
+    w[1] = s->state.lo;
+}
+
+static PyObject *pcg64_fill(PyObject *self, PyObject *args) {
+    Py_buffer state, out;
+    if (!PyArg_ParseTuple(args, "w*w*", &state, &out)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    pcg128 s;
+    if (out.len % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError, "pcg64_fill: expected a uint64 output array");
+    } else if (pcg_state_of(&state, &s)) {
+        Py_BEGIN_ALLOW_THREADS
+        pcg_run(&s, out.len / 8, (uint64_t *)out.buf, NULL, 0);
+        Py_END_ALLOW_THREADS
+        pcg_state_back(&state, &s);
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+    PyBuffer_Release(&state);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+static PyObject *pcg64_below(PyObject *self, PyObject *args) {
+    Py_buffer state, out;
+    unsigned long long threshold;
+    if (!PyArg_ParseTuple(args, "w*Kw*", &state, &threshold, &out)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    pcg128 s;
+    if (pcg_state_of(&state, &s)) {
+        Py_BEGIN_ALLOW_THREADS
+        pcg_run(&s, out.len, NULL, (uint8_t *)out.buf, (uint64_t)threshold);
+        Py_END_ALLOW_THREADS
+        pcg_state_back(&state, &s);
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+    PyBuffer_Release(&state);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"pcg64_fill", pcg64_fill, METH_VARARGS,
+     "pcg64_fill(state, out) -> None: out = the next len(out) PCG64 words; state (4 uint64) advanced in place"},
+    {"pcg64_below", pcg64_below, METH_VARARGS,
+     "pcg64_below(state, t, out) -> None: out[j] = (next word < t) as bytes 0/1; state advanced in place"},
     {"fast_path", fast_path, METH_VARARGS,
      "fast_path(words, layers, bound, width, out, slow, add) -> number of slow positions"},
     {"slow_path", slow_path, METH_VARARGS,

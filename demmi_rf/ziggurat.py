@@ -62,6 +62,7 @@ import numpy as np
 from . import portable_math
 from .kernel import compiled_module
 from .portable_math import _exp_f64, _log_f64
+from .rng import raw_words
 
 LAYERS = 256
 R_STRING = "3.6541528853610087963519472518"  # the rightmost layer edge r of the 256-layer normal ziggurat
@@ -134,10 +135,10 @@ def _draw_words(bitgen: np.random.BitGenerator, n: int) -> tuple[np.ndarray, np.
     """The odd int32 words a (``a | 1``: symmetric about 0) of n normals from ⌈n/2⌉ raw 64-bit words, then
     their layers i (bytes) from ⌈n/8⌉ more. Raw word m gives a[2m] (its low 32 bits) and a[2m+1] (its high
     32 bits), and layer bytes 8m..8m+7 from its least to its most significant byte, on any byte order."""
-    raw = bitgen.random_raw((n + 1) // 2).astype("<u8", copy=False)  # a no-op on little-endian machines
+    raw = raw_words(bitgen, (n + 1) // 2).astype("<u8", copy=False)  # a no-op on little-endian machines
     a = raw.view("<i4")[:n].astype(np.int32, copy=False)
     a |= 1
-    i = bitgen.random_raw((n + 7) // 8).astype("<u8", copy=False).view(np.uint8)[:n]
+    i = raw_words(bitgen, (n + 7) // 8).astype("<u8", copy=False).view(np.uint8)[:n]
     return a, i
 
 

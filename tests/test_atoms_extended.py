@@ -607,7 +607,7 @@ def test_motions_pair_sharing_on_arbitrary_offsets_and_fewer_passes():
     assert len(calls) == 4  # D1, D2 = D1 + D1(+2), then D2 + D2(+4) + x(+8): not 8 adds
 
 
-def test_rains_integer_drop_threshold_gives_the_uniforms_mask_at_every_boundary():
+def test_rains_integer_drop_threshold_gives_the_uniforms_mask_at_every_boundary(monkeypatch):
     rng = np.random.default_rng(11)
     special = [0.0, -0.5, float("nan"), 1.0, 1.5, float("inf"), 2.0**-53, 2.0**-54, 5e-324, 1 - 2.0**-53,
                1 - 2.0**-54, 0.5, 0.002, 0.006, 0.0005, 0.012, 1 / 3]
@@ -620,11 +620,16 @@ def test_rains_integer_drop_threshold_gives_the_uniforms_mask_at_every_boundary(
         w = np.array(words, np.uint64)
         as_uniform = ((w >> np.uint64(11)).astype(np.float64) * 2.0**-53) < rho  # Stream.uniforms' u < rho
         assert np.array_equal(as_uniform, w < t if t < 2**64 else np.ones(len(w), bool)), rho
-    for rho in (0.0, 0.004, 1.0, float("nan")):  # the same mask and the same words consumed as uniforms() < rho
-        a, b = stream(3), stream(3)
-        n = 2 * rain._UNIFORM_BLOCK + 123  # across block boundaries
-        assert np.array_equal(rain._drops(a, n, rho), b.uniforms(n) < rho), rho
-        assert a.uniform() == b.uniform()
+    from demmi_rf import rng as rng_module
+
+    for use_kernel in (True, False):  # the compiled PCG64 words and numpy's blocks of random_raw
+        if not use_kernel:
+            monkeypatch.setattr(rng_module, "_pcg_kernel", lambda: None)
+        for rho in (0.0, 0.004, 1.0, float("nan")):  # the same mask and words consumed as uniforms() < rho
+            a, b = stream(3), stream(3)
+            n = 2 * rng_module._BELOW_BLOCK + 123  # across the numpy path's block boundaries
+            assert np.array_equal(rain._drops(a, n, rho), b.uniforms(n) < rho), rho
+            assert a.uniform() == b.uniform()
 
 
 def test_quantize_into_uint8_is_quantize_on_ties_neighbours_and_out_of_range_values(monkeypatch):

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+_UINT8 = np.dtype(np.uint8)
+
 
 def work_buffer(image: np.ndarray, inplace: bool = False) -> np.ndarray:
     """A float32 array on the 0-255 scale that an atom may modify.
@@ -45,6 +47,13 @@ def filter_float32(image: np.ndarray, inplace: bool, blur: Callable[..., np.ndar
     return blur(image)
 
 
+#: numpy's ``clip`` ufunc itself (what ``np.clip`` calls after its Python-level argument handling, about 2 µs a
+#: call): the same function, so the same values; ``np.clip`` where a numpy build does not expose it there
+_CLIP: Callable[..., Any] = getattr(getattr(getattr(np, "_core", None), "umath", None), "clip", None) or np.clip
+if not isinstance(_CLIP, np.ufunc):  # pragma: no cover - another numpy layout
+    _CLIP = np.clip
+
+
 def quantize(work: np.ndarray) -> np.ndarray:
     r"""float32 0-255 -> uint8: clip to [0, 255] then round half to even (``np.rint``), once, at the end.
 
@@ -54,7 +63,7 @@ def quantize(work: np.ndarray) -> np.ndarray:
     ``astype``; rounding instead of truncation keeps the mean unbiased (truncation shifts it by -0.5).
     ``work`` is modified in place.
     """
-    np.clip(work, 0.0, 255.0, out=work)
+    _CLIP(work, 0.0, 255.0, out=work)
     np.rint(work, out=work)
     return work.astype(np.uint8)
 
@@ -85,7 +94,7 @@ def quantize_into_uint8(work: np.ndarray) -> np.ndarray:
     in one OpenCV conversion (``cv2.convertScaleAbs``: saturate_cast of the value, round half to even, identical to
     rint on [0, 255] where the probe :func:`_opencv_rounds_like_rint` confirms it, else numpy's rint + cast).
     Two passes instead of three; NaN is not allowed (numpy's cast of NaN is undefined)."""
-    np.clip(work, 0.0, 255.0, out=work)
+    _CLIP(work, 0.0, 255.0, out=work)
     if work.size and _opencv_rounds_like_rint():
         import cv2  # noqa: PLC0415
 
@@ -144,8 +153,6 @@ def lut_uint8(image: np.ndarray, table: np.ndarray, out: np.ndarray | None = Non
     (``out``, C-contiguous of that shape and dtype, when given). A uint8 table goes through stringzilla's byte
     translation when it is installed (:func:`_byte_translate`, about 3 times faster than ``cv2.LUT`` on a
     640x480 image), else and for float32 tables through ``cv2.LUT`` on a 2-D view; same bytes either way."""
-    import cv2
-
     if image.dtype != np.uint8:
         raise TypeError(f"lut_uint8 needs a uint8 image, got {image.dtype}")
     table = np.ascontiguousarray(table)
@@ -154,11 +161,18 @@ def lut_uint8(image: np.ndarray, table: np.ndarray, out: np.ndarray | None = Non
     out = out_array(out, image.shape, table.dtype)
     if image.size == 0:
         return out
-    x = np.ascontiguousarray(image)
-    translate = _byte_translate() if table.dtype == np.uint8 else None
+    return _gather(np.ascontiguousarray(image), table, out)
+
+
+def _gather(x: np.ndarray, table: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`lut_uint8`'s look-up, arguments already checked: ``out[...] = table[x]`` for a non-empty C-contiguous
+    uint8 ``x``, a C-contiguous 256-entry ``table`` and a C-contiguous ``out`` of x's shape and table's dtype."""
+    translate = _byte_translate() if table.dtype is _UINT8 or table.dtype == np.uint8 else None
     if translate is not None:
         translate(x, table, out)
         return out
+    import cv2
+
     rows = x.reshape(x.shape[0], -1) if x.ndim >= 2 else x.reshape(1, -1)
     dst = out.reshape(rows.shape)
     if cv2.LUT(rows, table, dst=dst) is not dst:  # pragma: no cover - OpenCV reallocated
@@ -166,14 +180,31 @@ def lut_uint8(image: np.ndarray, table: np.ndarray, out: np.ndarray | None = Non
     return out
 
 
+def table_lookup_uint8(image: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``quantize(table)[image]`` for a uint8 ``image`` and a float32 256-entry ``table`` of an atom's map on the
+    levels 0..255 (``table`` is modified: clipped and rounded in place): the uint8 fast path of a pointwise atom,
+    one pass over the image. A new uint8 array of the image's shape."""
+    if image.dtype != np.uint8 or table.shape != (256,) or table.dtype != np.float32:
+        raise TypeError(f"table_lookup_uint8 needs a uint8 image and a float32 table of 256 entries, got "
+                        f"{image.dtype} and {table.dtype} {table.shape}")
+    codes = quantize(table)
+    out = np.empty(image.shape, np.uint8)
+    if image.size == 0:
+        return out
+    return _gather(image if image.flags.c_contiguous else np.ascontiguousarray(image), codes, out)
+
+
 def pointwise_uint8(apply: Callable[..., np.ndarray], image: np.ndarray, **params: object) -> np.ndarray:
     """``quantize(apply(float32(image), **params))`` for an atom whose ``apply`` is a deterministic per-element
     function of the value (the same float32 operations on every element, no neighbours, no draws): ``apply`` runs
     once on the 256 levels 0..255 and the quantised table is looked up (:func:`lut_uint8`). Each element's
     operations are those of the full-image call, so the bytes are the same."""
-    levels = np.arange(256, dtype=np.float32)
-    table = quantize(apply(levels, None, inplace=True, **params))
-    return lut_uint8(image, table)
+    return table_lookup_uint8(image, apply(_LEVELS.copy(), None, inplace=True, **params))
+
+
+#: the 256 levels 0..255 as float32 (read-only: :func:`pointwise_uint8` maps a copy)
+_LEVELS = np.arange(256, dtype=np.float32)
+_LEVELS.setflags(write=False)
 
 
 _local = threading.local()

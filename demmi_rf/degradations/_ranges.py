@@ -46,6 +46,13 @@ def fixed(ranges: Mapping[str, Any], key: str, atom: str, lo: float = -np.inf, h
 def uniform(rng: Any, ranges: Mapping[str, Any], key: str, atom: str,
             lo: float = -np.inf, hi: float = np.inf) -> float:
     """A number: fixed if the range is a number, else ``a + (b - a) * u`` for ``[a, b]``, u = ``rng.uniform()``."""
+    v = ranges.get(key) if type(ranges) is dict else None
+    if type(v) is list and len(v) == 2:
+        # The common case, checked with exact type tests: two Python floats with lo <= a <= b <= hi (a NaN fails
+        # the comparisons). Anything else (numpy scalars, ints, a fixed number, any error) takes the checks below.
+        a, b = v
+        if type(a) is float and type(b) is float and lo <= a <= b <= hi:
+            return a + (b - a) * as_stream(rng).uniform()
     v = value(ranges, key, atom)
     if _is_number(v):
         return _check(float(v), key, atom, lo, hi)
@@ -65,6 +72,9 @@ def uniform(rng: Any, ranges: Mapping[str, Any], key: str, atom: str,
 def choice(rng: Any, ranges: Mapping[str, Any], key: str, atom: str,
            lo: int = -(2**62), hi: int = 2**62) -> int:
     """An integer: fixed if the range is an integer, else a uniform choice (one ``rng.below(len)``)."""
+    v = ranges.get(key) if type(ranges) is dict else None
+    if type(v) is list and v and all(type(x) is int and lo <= x <= hi for x in v):
+        return v[as_stream(rng).below(len(v))]  # the common case in exact type tests; else the checks below
     v = value(ranges, key, atom)
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return int(_check(int(v), key, atom, lo, hi))
@@ -86,6 +96,11 @@ def integer(rng: Any, ranges: Mapping[str, Any], key: str, atom: str,
 
     (one :meth:`demmi_rf.rng.Stream.below` draw: Lemire's unbiased multiply-shift; the same value, from the same
     word, as :func:`choice` among ``[a, a + 1, ..., b]``)."""
+    v = ranges.get(key) if type(ranges) is dict else None
+    if type(v) is list and len(v) == 2:  # the common case in exact type tests; anything else: the checks below
+        a, b = v
+        if type(a) is int and type(b) is int and lo <= a <= b <= hi and b - a < MAX_INTEGER_SPAN:
+            return a + as_stream(rng).below(b - a + 1)
     v = value(ranges, key, atom)
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return int(_check(int(v), key, atom, lo, hi))

@@ -24,13 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ..rng import Stream, generator, seed_material
+from ..rng import Stream, keyed_generator, seed_material
 from ..settings import Setting, parse_setting
 from ._arrays import quantize, scratch
-from .registry import as_stream
+from .registry import ATOMS, as_stream
 from .registry import default_ranges as _registry_defaults
 
 __all__ = ["degrade", "DegradedPair", "default_ranges", "run_chain"]
+
+_UINT8 = np.dtype(np.uint8)
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +50,15 @@ class DegradedPair:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     pair_id: str = ""
     seed: int | None = None
+
+    @classmethod
+    def _record(cls, vis: np.ndarray, ir: np.ndarray, setting: str, params: dict[str, dict[str, Any]],
+                pair_id: str, seed: int | None) -> DegradedPair:
+        """The record of :func:`degrade`, every field given (the same object as the dataclass ``__init__`` makes,
+        without its six frozen ``object.__setattr__`` calls: about a microsecond per call)."""
+        record = object.__new__(cls)
+        record.__dict__.update(vis=vis, ir=ir, setting=setting, params=params, pair_id=pair_id, seed=seed)
+        return record
 
     @property
     def changed(self) -> tuple[str, ...]:
@@ -71,6 +82,10 @@ def default_ranges() -> dict[str, dict[str, Any]]:
 
 
 def _check_inputs(vis: Any, ir: Any, depth: Any) -> None:
+    if (type(vis) is np.ndarray and type(ir) is np.ndarray and vis.dtype is _UINT8 and ir.dtype is _UINT8
+            and ir.ndim == 2 and ir.size and depth is None and vis.shape[:2] == ir.shape
+            and (vis.ndim == 2 or (vis.ndim == 3 and vis.shape[2] == 3))):
+        return  # the common case, in exact type tests; anything else gets the checks and messages below
     if not isinstance(vis, np.ndarray) or vis.dtype != np.uint8:
         raise TypeError(f"vis must be a uint8 numpy array, got {_describe(vis)}")
     if not isinstance(ir, np.ndarray) or ir.dtype != np.uint8:
@@ -139,10 +154,51 @@ def _alone_uint8(atom: Any, image: np.ndarray, stream: Stream, table: Mapping[st
     ``quantize(atom.apply(float32(image)))``, without the float32 image): ``(uint8 image, drawn params)``."""
     params = atom.draw(stream, image, table, atom=atom.name)
     result = atom.apply_uint8(image, stream, **params)
-    if not isinstance(result, np.ndarray) or result.dtype != np.uint8 or result.shape != image.shape:
-        raise TypeError(f"atom {atom.name!r}: apply_uint8 must return a uint8 array of the image's shape "
-                        f"{image.shape}, got {_describe(result)}")
+    if type(result) is not np.ndarray or result.dtype is not _UINT8 or result.shape != image.shape:
+        if not isinstance(result, np.ndarray) or result.dtype != np.uint8 or result.shape != image.shape:
+            raise TypeError(f"atom {atom.name!r}: apply_uint8 must return a uint8 array of the image's shape "
+                            f"{image.shape}, got {_describe(result)}")
     return result, params
+
+
+
+@dataclass(frozen=True)
+class _Step:
+    """How :func:`degrade` runs one modality of a setting: its chain and, when the chain is one atom with a uint8
+    path (``apply_uint8``), that atom and its default table (the atoms' default ranges with the setting's severity
+    level laid over them; each call hands the atom a fresh copy of the table, as :meth:`Setting.atom_ranges`)."""
+
+    modality: str
+    chain: tuple[Any, ...]
+    alone: Any
+    alone_defaults: dict[str, Any] | None
+
+
+#: Setting -> (registry generation, its canonical name, its steps); bounded like the setting caches, used only
+#: while the registry's generation is unchanged (a register / unregister of any atom re-plans)
+_PLANS: dict[Setting, tuple[int, str, tuple[_Step, ...]]] = {}
+_PLANS_MAX = 4096
+
+
+def _plan(s: Setting) -> tuple[str, tuple[_Step, ...]]:
+    """The canonical name of ``s`` and its steps for the modalities it changes (VIS, then IR), cached per registry
+    generation."""
+    generation = ATOMS.generation
+    hit = _PLANS.get(s)
+    if hit is not None and hit[0] == generation:
+        return hit[1], hit[2]
+    steps = []
+    for modality in ("vis", "ir"):
+        chain = s.chain(modality)
+        if not chain:
+            continue
+        alone = chain[0] if len(chain) == 1 and chain[0].apply_uint8 is not None else None
+        defaults = s.atom_ranges(alone.name, _registry_defaults((alone.name,))) if alone is not None else None
+        steps.append(_Step(modality, chain, alone, defaults))
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _PLANS[s] = (generation, s.name, tuple(steps))
+    return s.name, tuple(steps)
 
 
 def degrade(
@@ -181,30 +237,29 @@ def degrade(
     """
     s = parse_setting(setting)
     _check_inputs(vis, ir, depth)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not (type(seed) is int and seed >= 0) and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if not isinstance(pair_id, str) or not pair_id:
         raise ValueError(f"pair_id must be a non-empty string like 'msrs/00004N', got {pair_id!r}")
-    if ranges is None:
-        ranges = _registry_defaults(s.atoms)
     drawn: dict[str, dict[str, Any]] = {}
     out = {"vis": vis, "ir": ir}
-    name = s.name
-    for modality, image in (("vis", vis), ("ir", ir)):
-        chain = s.chain(modality)
-        if not chain:
-            continue
-        stream = Stream(generator(seed, pair_id, name, modality, *stream_extra))
-        alone = chain[0] if len(chain) == 1 else None
-        if alone is not None and alone.apply_uint8 is not None and not (alone.family == "haze" and depth is not None):
-            table = s.atom_ranges(alone.name, ranges)
+    seed = int(seed)
+    name, steps = _plan(s)
+    for step in steps:
+        modality = step.modality
+        image = out[modality]
+        stream = Stream(keyed_generator(seed_material(seed, pair_id, name, modality, *stream_extra)))
+        alone = step.alone
+        if alone is not None and not (alone.family == "haze" and depth is not None):
+            table = dict(step.alone_defaults) if ranges is None else s.atom_ranges(alone.name, ranges)
             out[modality], drawn[alone.name] = _alone_uint8(alone, image, stream, table)
             continue
+        if ranges is None:
+            ranges = _registry_defaults(s.atoms)
         work, d = run_chain(image, s, modality, stream, ranges, depth if modality == "vis" else None,
                             buffer=_scratch(modality, image.shape))
         out[modality] = quantize(work)
         drawn.update(d)
-    params = {name: drawn[name] for name in s.atoms}
-    return DegradedPair(
-        vis=out["vis"], ir=out["ir"], setting=name, params=params, pair_id=pair_id, seed=int(seed)
-    )
+    params = {atom: drawn[atom] for atom in s.atoms}
+    return DegradedPair._record(out["vis"], out["ir"], name, params, pair_id, seed)

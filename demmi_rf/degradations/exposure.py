@@ -31,6 +31,7 @@ Registered atom (:mod:`.registry`): ``overexposure`` (family ``illumination``, V
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -40,7 +41,7 @@ import numpy as np
 from ..portable_math import _exp_f64, log_f64
 from ..rng import Stream
 from . import _ranges
-from ._arrays import lut_uint8, quantize, work_buffer
+from ._arrays import table_lookup_uint8, work_buffer
 from .registry import STAGE_SENSOR, UNIFORM, AtomSpec, Param, register_atom
 
 #: the stage of the illumination family (``lowlight``, ``overexposure``): after the optics, before the noise
@@ -69,15 +70,21 @@ def _log_levels() -> np.ndarray:
     return logs
 
 
-@lru_cache(maxsize=256)
-def _tables(gain: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    f = np.empty(256, np.float64)
-    f[0] = 0.0
-    z = gamma * _log_levels()  # ascending, z[0] = γ ln(1/255) the smallest, z[-1] = 0
+def _curve(gain: float, gamma: float) -> np.ndarray:
+    """T as a new writeable float32 array: f(0) = 0, f(v) = (255·k)·exp(γ·ln(v/255)) for v = 1..255 in float64
+    (each product one IEEE multiplication, the exp :func:`~demmi_rf.portable_math._exp_f64`), rounded to float32."""
+    z = np.multiply(_log_levels(), gamma)  # ascending, z[0] = γ ln(1/255) the smallest, z[-1] = 0
     if not z[0] >= -708.0:  # the domain of exp_f64, checked on the one value that can leave it
         raise ValueError("exp_f64 is defined on [-708, 709] (the float64 normal range of the result)")
-    f[1:] = (255.0 * gain) * _exp_f64(z)
-    t = f.astype(np.float32)
+    f = np.empty(256, np.float64)
+    f[0] = 0.0
+    np.multiply(_exp_f64(z), 255.0 * gain, out=f[1:])
+    return f.astype(np.float32)
+
+
+@lru_cache(maxsize=256)
+def _tables(gain: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    t = _curve(gain, gamma)
     d = np.empty(256, np.float32)
     np.subtract(t[1:], t[:-1], out=d[:-1])
     d[-1] = d[-2]
@@ -88,9 +95,13 @@ def _tables(gain: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
 
 def tone_table(gain: float, gamma: float) -> np.ndarray:
     """T[v] = fl32(255·k·(v/255)^γ), v = 0..255 (read-only, cached)."""
-    if not (gain >= 0 and gamma > 0) or not np.isfinite(gain) or not np.isfinite(gamma):
-        raise ValueError(f"the tone curve needs gain >= 0 and gamma > 0, got gain={gain!r}, gamma={gamma!r}")
+    _check_curve(gain, gamma)
     return _tables(float(gain), float(gamma))[0]
+
+
+def _check_curve(gain: float, gamma: float) -> None:
+    if not (0 <= gain < math.inf and 0 < gamma < math.inf):  # also False for NaN
+        raise ValueError(f"the tone curve needs gain >= 0 and gamma > 0, got gain={gain!r}, gamma={gamma!r}")
 
 
 def tone_curve(image: np.ndarray, gain: float, gamma: float, inplace: bool = False) -> np.ndarray:
@@ -136,9 +147,11 @@ def apply(image: np.ndarray, rng: Stream | None = None, *, gain: float, gamma: f
 
 def apply_uint8(image: np.ndarray, rng: Stream | None = None, *, gain: float, gamma: float) -> np.ndarray:
     """``quantize(apply(image))`` for a uint8 image: rint(clip(T)) looked up (on integer levels the curve is the
-    table T exactly: ``pointwise_uint8(apply, ...)`` would compute T[0..255] = T, so the table is used directly).
+    table T exactly: ``pointwise_uint8(apply, ...)`` would compute T[0..255] = T, so the table is used directly,
+    computed afresh: a drawn (k, γ) rarely repeats, so the interpolation table is neither built nor cached).
     Draws nothing."""
-    return lut_uint8(image, quantize(tone_table(gain, gamma).copy()))
+    _check_curve(gain, gamma)
+    return table_lookup_uint8(image, _curve(float(gain), float(gamma)))
 
 
 SPEC = register_atom(AtomSpec(

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..rng import Stream
+from ..rng import Stream, raw_below
 from . import _ranges
 from ._arrays import quantize, scratch, work_buffer
 from .motion import _sum_shifted, line_cells, line_sum, round_angle
@@ -69,11 +69,6 @@ def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = 
     return p
 
 
-#: raw words drawn per block for the drop mask (no effect on the values: the stream's order is kept): one uint64
-#: temporary of 256 KiB that stays in L2, instead of an H·W one; 2¹³ cost ≈ 5 % more per 640×480 image (more calls)
-_UNIFORM_BLOCK = 1 << 15
-
-
 def drop_threshold(density: float) -> int:
     r"""The integer t with ``[u < ρ] = [w < t]`` for every raw word w, u = (w >> 11)·2⁻⁵³ (:meth:`Stream.uniforms`).
 
@@ -99,12 +94,7 @@ def _drops(stream: Stream, n: int, density: float) -> np.ndarray:
         stream.uniforms(n)  # the words are consumed all the same
         drops[...] = t != 0
         return drops
-    raw = stream._rng.bit_generator.random_raw  # the stream's words (Stream.uniforms draws the same ones)
-    limit = np.uint64(t)
-    for start in range(0, n, _UNIFORM_BLOCK):  # a cache-sized block of words at a time, in order
-        stop = min(n, start + _UNIFORM_BLOCK)
-        np.less(raw(stop - start), limit, out=drops[start:stop])
-    return drops
+    return raw_below(stream._rng.bit_generator, n, t, drops)  # the words Stream.uniforms(n) would draw
 
 
 def _counts(shape: tuple[int, int], rng: Stream, density: float, length: int, angle: int) -> np.ndarray:
