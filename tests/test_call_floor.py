@@ -87,11 +87,15 @@ def test_the_generator_is_the_seedsequence_of_the_documented_words(parts):
 def test_degrade_twice_gives_the_same_bytes_through_the_caches():
     vis = np.random.default_rng(1).integers(0, 256, (16, 20, 3), dtype=np.uint8)
     ir = np.random.default_rng(2).integers(0, 256, (16, 20), dtype=np.uint8)
-    a = degrade(vis, ir, "stripe+noise25+haze", 3, pair_id="t/1")
-    settings._PARSED.clear()
-    settings._CHAINS.clear()
-    b = degrade(vis, ir, "haze+stripe+noise25", 3, pair_id="t/1")
-    assert a.vis.tobytes() == b.vis.tobytes() and a.ir.tobytes() == b.ir.tobytes() and a.params == b.params
+    from demmi_rf.degradations import compose
+
+    for setting in ("stripe+noise25+haze", "lowcontrast", "noise50+jpeg"):
+        a = degrade(vis, ir, setting, 3, pair_id="t/1")
+        settings._PARSED.clear()
+        settings._CHAINS.clear()
+        compose._PLANS.clear()
+        b = degrade(vis, ir, setting, 3, pair_id="t/1")
+        assert a.vis.tobytes() == b.vis.tobytes() and a.ir.tobytes() == b.ir.tobytes() and a.params == b.params
 
 
 def _reference(*parts):
@@ -152,3 +156,80 @@ def test_a_seed_kernel_that_differs_is_not_used(monkeypatch):
     parts = (1, "a/b", "haze", "vis")
     monkeypatch.setattr(rng, "_seed_kernel", lambda: None)  # what a refused kernel leaves: numpy's SeedSequence
     assert generator(*parts).bit_generator.state == _reference(*parts).bit_generator.state
+
+
+def _uint8_spec(name: str, offset: int) -> AtomSpec:
+    """A VIS atom with a uint8 path adding ``offset`` (and recording it), to tell two registrations apart."""
+    return AtomSpec(name=name, family=name, modality="vis", stage=STAGE_SCENE + 7,
+                    params=(Param("k", UNIFORM, lo=0.0, hi=1.0, default=[0.2, 0.4]),),
+                    draw=lambda stream, image, ranges, atom=name: {"k": ranges["k"][0] + stream.uniform() * 0},
+                    apply=lambda image, stream=None, *, k, inplace=False: image.astype(np.float32) + offset,
+                    apply_uint8=lambda image, stream=None, *, k: (image + offset).astype(np.uint8))
+
+
+def test_the_plan_of_a_setting_follows_the_registry():
+    """degrade() plans a setting once (chain, uint8 path, default table): re-registering an atom re-plans."""
+    from demmi_rf.degradations import compose
+
+    vis = np.zeros((4, 5, 3), np.uint8)
+    ir = np.zeros((4, 5), np.uint8)
+    register_atom(_uint8_spec("planprobe", 1))
+    try:
+        assert degrade(vis, ir, "planprobe", 1, pair_id="p/1").vis.max() == 1
+        assert parse_setting("planprobe") in compose._PLANS
+    finally:
+        unregister_atom("planprobe")
+    register_atom(_uint8_spec("planprobe", 2))
+    try:
+        assert degrade(vis, ir, "planprobe", 1, pair_id="p/1").vis.max() == 2  # not the cached plan
+    finally:
+        unregister_atom("planprobe")
+
+
+def test_each_call_hands_the_atom_its_own_copy_of_the_default_table():
+    """An atom that changes its ranges table in a draw cannot change the next call's defaults."""
+    seen = []
+
+    def draw(stream, image, ranges, atom="tableprobe"):
+        seen.append(dict(ranges))
+        ranges["k"] = [0.9, 0.9]  # a careless atom
+        return {"k": 0.0}
+
+    spec = AtomSpec(name="tableprobe", family="tableprobe", modality="ir", stage=STAGE_SCENE + 7,
+                    params=(Param("k", UNIFORM, lo=0.0, hi=1.0, default=[0.2, 0.4]),), draw=draw,
+                    apply=lambda image, stream=None, *, k, inplace=False: image.astype(np.float32),
+                    apply_uint8=lambda image, stream=None, *, k: image.copy())
+    register_atom(spec)
+    try:
+        for i in range(2):
+            degrade(np.zeros((3, 3, 3), np.uint8), np.zeros((3, 3), np.uint8), "tableprobe", 1, pair_id=f"t/{i}")
+    finally:
+        unregister_atom("tableprobe")
+    assert seen == [{"k": [0.2, 0.4]}, {"k": [0.2, 0.4]}]
+
+
+def test_the_fast_paths_of_the_draws_give_the_checked_paths_values():
+    """Well-formed ranges take exact-type shortcuts; numpy scalars, tuples and ints take the checks: same values."""
+    from demmi_rf.degradations import _ranges
+    from demmi_rf.degradations.registry import CHOICE, INTEGER
+    from demmi_rf.rng import Stream
+
+    cases = [
+        (Param("u", UNIFORM, lo=0.0, hi=10.0), [1.5, 2.5], [np.float64(1.5), np.float64(2.5)], (1.5, 2.5)),
+        (Param("c", CHOICE, lo=1, hi=100), [20, 30, 40], [np.int64(20), 30, 40], (20, 30, 40)),
+        (Param("i", INTEGER, lo=0, hi=50), [3, 9], (3, 9), [np.int32(3), 9]),
+    ]
+    for param, fast, *slow in cases:
+        values = []
+        for value in (fast, *slow):
+            stream = Stream(np.random.default_rng(5))
+            values.append([_ranges.draw_param(stream, {param.name: value}, param, "probe") for _ in range(5)])
+        assert values[0] == values[1] == values[2], param.name
+    with pytest.raises(Exception, match="outside the valid interval"):
+        _ranges.draw_param(Stream(np.random.default_rng(5)), {"u": [1.0, 11.0]}, cases[0][0], "probe")
+    with pytest.raises(Exception, match="low > high"):
+        _ranges.draw_param(Stream(np.random.default_rng(5)), {"u": [2.0, 1.0]}, cases[0][0], "probe")
+    with pytest.raises(Exception, match="outside the valid interval"):
+        _ranges.draw_param(Stream(np.random.default_rng(5)), {"c": [0, 30]}, cases[1][0], "probe")
+    with pytest.raises(Exception, match="outside the valid interval"):
+        _ranges.draw_param(Stream(np.random.default_rng(5)), {"u": [float("nan"), 1.0]}, cases[0][0], "probe")

@@ -1,0 +1,139 @@
+"""The compiled PCG64 words (``pcg64_fill`` / ``pcg64_below`` in ``demmi_rf/_zigfast.c``, used through
+``demmi_rf.rng.raw_words`` / ``raw_below``): numpy's ``random_raw`` words, the generator left where numpy leaves it,
+on both of the kernel's 128-bit arithmetic paths, and a kernel that differs is never used."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from demmi_rf import rng
+from demmi_rf.kernel import compiled_module
+
+from .conftest import kernel_swapped_is_refused
+
+KERNEL_SOURCE = Path(rng.__file__).with_name("_zigfast.c")
+
+# every remainder of the 4 interleaved chains, both sides of the 256-word switch, and long runs
+LENGTHS = [0, 1, 2, 3, 15, 16, 17, 18, 19, 20, 255, 256, 257, 258, 259, 1000, 4099, 65536 + 3, 307200]
+
+
+def _kernel_or_skip():
+    if rng._pcg_kernel() is None:
+        pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
+    return rng._pcg_kernel()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 20261130, 2**63 + 12345, 2**128 - 1])
+def test_raw_words_are_numpys_random_raw_and_leave_the_same_state(seed):
+    _kernel_or_skip()
+    ours, ref = np.random.PCG64(seed), np.random.PCG64(seed)
+    for n in LENGTHS:
+        got = rng.raw_words(ours, n)
+        want = ref.random_raw(n)
+        assert got.dtype == np.uint64 and np.array_equal(got, want), n
+        assert ours.state == ref.state, n
+    assert ours.random_raw(5).tolist() == ref.random_raw(5).tolist()
+
+
+def test_raw_below_is_the_comparison_of_the_same_words():
+    _kernel_or_skip()
+    draws = np.random.default_rng(4)
+    for threshold in [0, 1, 2**11, 2**63, 2**64 - 1] + [int(t) for t in draws.integers(0, 2**64, 20, np.uint64)]:
+        for n in (0, 7, 256, 1001, 40000):
+            ours, ref = np.random.PCG64(threshold % 97), np.random.PCG64(threshold % 97)
+            out = np.empty(n, bool)
+            assert rng.raw_below(ours, n, threshold, out) is out
+            assert np.array_equal(out, ref.random_raw(n) < np.uint64(threshold)), (threshold, n)
+            assert ours.state == ref.state
+
+
+def test_a_buffered_32_bit_word_survives_the_kernel():
+    """numpy keeps one half of a 64-bit word for the next 32-bit draw (``has_uint32``): random_raw leaves it."""
+    _kernel_or_skip()
+    ours, ref = np.random.PCG64(9), np.random.PCG64(9)
+    for g in (ours, ref):
+        np.random.Generator(g).integers(0, 2**32, dtype=np.uint32)
+    assert ours.state["has_uint32"] == 1
+    rng.raw_words(ours, 5000)
+    ref.random_raw(5000)
+    assert ours.state == ref.state
+    a = np.random.Generator(ours).integers(0, 2**32, 3, dtype=np.uint32)
+    b = np.random.Generator(ref).integers(0, 2**32, 3, dtype=np.uint32)
+    assert np.array_equal(a, b)
+
+
+def test_other_bit_generators_and_the_numpy_path_give_the_same_words(monkeypatch):
+    for make in (lambda: np.random.PCG64(3), lambda: np.random.Philox(3), lambda: np.random.SFC64(3)):
+        a, b = make(), make()
+        assert np.array_equal(rng.raw_words(a, 3000), b.random_raw(3000))
+        out = np.empty(3000, bool)
+        assert np.array_equal(rng.raw_below(a, 3000, 2**62, out), b.random_raw(3000) < np.uint64(2**62))
+    monkeypatch.setattr(rng, "_pcg_kernel", lambda: None)
+    a, b = np.random.PCG64(8), np.random.PCG64(8)
+    n = 2 * rng._BELOW_BLOCK + 5  # the numpy path's blocks
+    out = np.empty(n, bool)
+    assert np.array_equal(rng.raw_below(a, n, 2**63, out), b.random_raw(n) < np.uint64(2**63))
+    assert a.state == b.state
+
+
+def test_raw_below_refuses_a_wrong_output_array():
+    with pytest.raises(ValueError, match="C-contiguous bool array of 10"):
+        rng.raw_below(np.random.PCG64(1), 10, 5, np.empty(10, np.uint8))
+    with pytest.raises(ValueError, match="C-contiguous bool array of 10"):
+        rng.raw_below(np.random.PCG64(1), 10, 5, np.empty(11, bool))
+
+
+def test_a_pcg_kernel_that_differs_is_not_used(monkeypatch):
+    real = _kernel_or_skip()
+
+    class Off:
+        @staticmethod
+        def pcg64_fill(state, out):
+            real.pcg64_fill(state, out)
+            out[-1] ^= np.uint64(1)
+
+        pcg64_below = staticmethod(real.pcg64_below)
+
+    kernel_swapped_is_refused(monkeypatch, Off, rng._pcg_kernel)
+
+    class Stuck:  # the right words, but the generator is not advanced
+        pcg64_fill = staticmethod(lambda state, out: real.pcg64_fill(state.copy(), out))
+        pcg64_below = staticmethod(real.pcg64_below)
+
+    kernel_swapped_is_refused(monkeypatch, Stuck, rng._pcg_kernel)
+
+
+def test_the_kernels_arithmetic_without_128_bit_integers_gives_the_same_words(tmp_path):
+    """The kernel's portable path (64-bit halves, for compilers without ``unsigned __int128``, e.g. MSVC) built
+    here with ``-DDEMMI_RF_NO_INT128``: the same words as numpy."""
+    if compiled_module() is None:
+        pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the portable variant")
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    target = tmp_path / f"_zigfast{suffix}"
+    cmd = [cc, "-shared", "-fPIC", "-O2", "-ffp-contract=off", "-DDEMMI_RF_NO_INT128",
+           f"-I{sysconfig.get_paths()['include']}", str(KERNEL_SOURCE), "-o", str(target)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    spec = importlib.util.spec_from_file_location("_zigfast", target)
+    portable = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(portable)
+    for seed in (0, 5, 2**127 + 3):
+        ref = np.random.PCG64(seed)
+        inner = ref.state["state"]
+        s, inc = inner["state"], inner["inc"]
+        words = np.array([s >> 64, s & (2**64 - 1), inc >> 64, inc & (2**64 - 1)], np.uint64)
+        for n in (1, 3, 17, 1000, 100003):
+            out = np.empty(n, np.uint64)
+            portable.pcg64_fill(words, out)
+            assert np.array_equal(out, ref.random_raw(n)), (seed, n)
+        assert (int(words[0]) << 64 | int(words[1])) == ref.state["state"]["state"]
