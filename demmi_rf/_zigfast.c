@@ -18,10 +18,11 @@
  *
  * seed_state -- numpy's SeedSequence mixing and generate_state(4, uint64) for a sample's key words (rng.py).
  *
- * pcg64_fill, pcg64_below -- the raw 64-bit words of numpy's PCG64 (random_raw: the 128-bit LCG step
- * s = s * M + inc, then the XSL-RR output rotr64(hi(s) ^ lo(s), s >> 122)) from a state handed over in a
- * 4-word buffer (state high, state low, inc high, inc low; updated in place), either stored or compared with
- * a threshold (rng.py: raw_words, raw_below). Integer arithmetic only: the same words on every machine.
+ * pcg64_seeded, pcg64_next, pcg64_fill, pcg64_below -- numpy's PCG64 seeded from a SeedSequence, and its raw
+ * 64-bit words (random_raw: the 128-bit LCG step s = s * M + inc, then the XSL-RR output
+ * rotr64(hi(s) ^ lo(s), s >> 122)) from a state held in a 4-word buffer (state high, state low, inc high,
+ * inc low; updated in place): one word, or n words stored or compared with a threshold (rng.py: Stream,
+ * raw_words, raw_below). Integer arithmetic only: the same words on every machine.
  *
  * Built with -ffp-contract=off so that the compiler never fuses a multiply and an add; ziggurat.py checks
  * once per process that both entry points give the numpy path's bits (and leave the generator at the same
@@ -376,6 +377,38 @@ static uint32_t ss_mix(uint32_t x, uint32_t y) {
     return result;
 }
 
+/* numpy's SeedSequence(e[0..n-1]).generate_state(4, np.uint64) into o[0..3] */
+static void ss_state(const uint32_t *e, Py_ssize_t n, uint64_t *o) {
+    uint32_t pool[4], hc = SS_INIT_A;
+    for (int i = 0; i < 4; i++) {
+        pool[i] = ss_hashmix(i < n ? e[i] : 0u, &hc);
+    }
+    for (int src = 0; src < 4; src++) {
+        for (int dst = 0; dst < 4; dst++) {
+            if (src != dst) {
+                pool[dst] = ss_mix(pool[dst], ss_hashmix(pool[src], &hc));
+            }
+        }
+    }
+    for (Py_ssize_t src = 4; src < n; src++) {
+        for (int dst = 0; dst < 4; dst++) {
+            pool[dst] = ss_mix(pool[dst], ss_hashmix(e[src], &hc));
+        }
+    }
+    uint32_t hb = SS_INIT_B, st[8];
+    for (int i = 0; i < 8; i++) {
+        uint32_t d = pool[i % 4];
+        d ^= hb;
+        hb *= SS_MULT_B;
+        d *= hb;
+        d ^= d >> 16;
+        st[i] = d;
+    }
+    for (int j = 0; j < 4; j++) { /* numpy: the uint32 words read as little-endian uint64 pairs */
+        o[j] = (uint64_t)st[2 * j] | ((uint64_t)st[2 * j + 1] << 32);
+    }
+}
+
 static PyObject *seed_state(PyObject *self, PyObject *args) {
     Py_buffer words, out;
     if (!PyArg_ParseTuple(args, "y*w*", &words, &out)) {
@@ -386,36 +419,7 @@ static PyObject *seed_state(PyObject *self, PyObject *args) {
     if (words.len % 4 != 0 || n < 1 || out.len != 32) {
         PyErr_SetString(PyExc_ValueError, "seed_state: expected n >= 1 uint32 words and room for 4 uint64");
     } else {
-        const uint32_t *e = (const uint32_t *)words.buf;
-        uint32_t pool[4], hc = SS_INIT_A;
-        for (int i = 0; i < 4; i++) {
-            pool[i] = ss_hashmix(i < n ? e[i] : 0u, &hc);
-        }
-        for (int src = 0; src < 4; src++) {
-            for (int dst = 0; dst < 4; dst++) {
-                if (src != dst) {
-                    pool[dst] = ss_mix(pool[dst], ss_hashmix(pool[src], &hc));
-                }
-            }
-        }
-        for (Py_ssize_t src = 4; src < n; src++) {
-            for (int dst = 0; dst < 4; dst++) {
-                pool[dst] = ss_mix(pool[dst], ss_hashmix(e[src], &hc));
-            }
-        }
-        uint32_t hb = SS_INIT_B, st[8];
-        for (int i = 0; i < 8; i++) {
-            uint32_t d = pool[i % 4];
-            d ^= hb;
-            hb *= SS_MULT_B;
-            d *= hb;
-            d ^= d >> 16;
-            st[i] = d;
-        }
-        uint64_t *o = (uint64_t *)out.buf; /* numpy: the uint32 words read as little-endian uint64 pairs */
-        for (int j = 0; j < 4; j++) {
-            o[j] = (uint64_t)st[2 * j] | ((uint64_t)st[2 * j + 1] << 32);
-        }
+        ss_state((const uint32_t *)words.buf, n, (uint64_t *)out.buf);
         Py_INCREF(Py_None);
         result = Py_None;
     }
@@ -572,7 +576,67 @@ static PyObject *pcg64_below(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* numpy's PCG64(SeedSequence(words)): o[4..7] = the SeedSequence's 4 uint64 words (s0..s3), o[0..3] = the PCG64
+ * state (pcg64_set_seed: initstate = s0:s1, initseq = s2:s3, high word first; then PCG's srandom: state = 0,
+ * inc = 2 initseq + 1, one step, state += initstate, one step) */
+static PyObject *pcg64_seeded(PyObject *self, PyObject *args) {
+    Py_buffer words, out;
+    if (!PyArg_ParseTuple(args, "y*w*", &words, &out)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const Py_ssize_t n = words.len / 4;
+    if (words.len % 4 != 0 || n < 1 || out.len != 64) {
+        PyErr_SetString(PyExc_ValueError, "pcg64_seeded: expected n >= 1 uint32 words and room for 8 uint64");
+    } else {
+        uint64_t *o = (uint64_t *)out.buf;
+        ss_state((const uint32_t *)words.buf, n, o + 4);
+        const u128 mult = {PCG_MULT_HI, PCG_MULT_LO}, zero = {0, 0}, one = {0, 1}, init = {o[4], o[5]};
+        pcg128 s;
+        s.inc.hi = (o[6] << 1) | (o[7] >> 63);
+        s.inc.lo = (o[7] << 1) | 1u;
+        s.state = u128_muladd(zero, mult, s.inc);
+        s.state = u128_muladd(s.state, one, init);
+        s.state = u128_muladd(s.state, mult, s.inc);
+        o[0] = s.state.hi;
+        o[1] = s.state.lo;
+        o[2] = s.inc.hi;
+        o[3] = s.inc.lo;
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+    PyBuffer_Release(&words);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* the next word of the state in the first 4 uint64 of the buffer (advanced in place), as a Python int */
+static PyObject *pcg64_next(PyObject *self, PyObject *arg) {
+    Py_buffer state;
+    if (PyObject_GetBuffer(arg, &state, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (state.len < 32) {
+        PyErr_SetString(PyExc_ValueError, "pcg64_next: expected a state of 4 uint64 words");
+    } else {
+        uint64_t *w = (uint64_t *)state.buf;
+        const u128 mult = {PCG_MULT_HI, PCG_MULT_LO}, inc = {w[2], w[3]};
+        u128 st = {w[0], w[1]};
+        st = u128_muladd(st, mult, inc);
+        w[0] = st.hi;
+        w[1] = st.lo;
+        result = PyLong_FromUnsignedLongLong(pcg_output(st));
+    }
+    PyBuffer_Release(&state);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"pcg64_seeded", pcg64_seeded, METH_VARARGS,
+     "pcg64_seeded(words, out) -> None: out[:4] = PCG64(SeedSequence(words)) state (state hi, lo, inc hi, lo), "
+     "out[4:] = the SeedSequence's generate_state(4, uint64)"},
+    {"pcg64_next", pcg64_next, METH_O, "pcg64_next(state) -> int: the next PCG64 word; state advanced in place"},
     {"pcg64_fill", pcg64_fill, METH_VARARGS,
      "pcg64_fill(state, out) -> None: out = the next len(out) PCG64 words; state (4 uint64) advanced in place"},
     {"pcg64_below", pcg64_below, METH_VARARGS,

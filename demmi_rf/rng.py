@@ -79,7 +79,11 @@ def generator(seed: int, pair_id: str, setting: str, modality: str, *extra: obje
 def keyed_generator(material: str) -> np.random.Generator:
     """``PCG64(SeedSequence(SHA-256(material) as eight little-endian 32-bit words))`` in a Generator: the
     generator of the stream whose :func:`seed_material` is ``material`` (:func:`generator` after its checks)."""
-    digest = hashlib.sha256(material.encode("utf-8")).digest()
+    return _generator_of(hashlib.sha256(material.encode("utf-8")).digest())
+
+
+def _generator_of(digest: bytes) -> np.random.Generator:
+    """The Generator seeded with the words of a SHA-256 ``digest`` (:func:`keyed_generator`)."""
     seed_state = _seed_kernel()
     if seed_state is None:
         return np.random.Generator(np.random.PCG64(np.random.SeedSequence(_words_of(digest))))
@@ -293,18 +297,43 @@ class Stream:
     * :meth:`uniform` — (w >> 11)·2⁻⁵³ ∈ [0, 1) for the next raw word w (:func:`uniform`);
     * :meth:`uniforms` — n of those, in stream order (vectorised; the same values as n calls of :meth:`uniform`);
     * :meth:`below` — an unbiased integer in [0, n) (:func:`below`, Lemire's method);
+    * :meth:`raw_below` — for the next n raw words w, whether w < t (:func:`raw_below`);
     * :meth:`normal` — float32 N(0, scale²) draws (:func:`demmi_rf.ziggurat.normal`).
 
     Draws are consumed in call order; two streams built from the same generator state give the same values.
+
+    :func:`keyed_stream` (what :func:`demmi_rf.degrade` uses) makes the stream of :func:`keyed_generator` without
+    building the numpy Generator: the compiled kernel holds the PCG64 state and gives the same words, and the
+    Generator is built at the current position only when a draw needs numpy's bit generator (:meth:`normal`).
     """
 
-    __slots__ = ("_rng", "_raw")
+    __slots__ = ("_gen", "_raw", "_pcg", "_key")
 
     def __init__(self, rng: np.random.Generator):
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"Stream wraps a numpy Generator, got {type(rng).__name__}")
-        self._rng = rng
+        self._gen: np.random.Generator | None = rng
         self._raw = rng.bit_generator.random_raw  # a generator's bit generator never changes: bound once
+        self._pcg: np.ndarray | None = None  # a keyed stream's kernel-held state (PCG64 words 0-3, seed words 4-7)
+        self._key: bytes | None = None  # and its SHA-256 key (for the Generator's SeedSequence)
+
+    @property
+    def _rng(self) -> np.random.Generator:
+        """The numpy Generator of this stream, at the stream's current position (built on first use for a stream
+        of :func:`keyed_stream`; every later draw then goes through it)."""
+        if self._gen is None:
+            self._materialize()
+        return self._gen
+
+    def _materialize(self) -> None:
+        pcg = self._pcg
+        bitgen = np.random.PCG64(_KeyedSeedSequence(self._key, pcg[4:].copy()))  # seeded as keyed_generator
+        state = bitgen.state
+        state["state"]["state"] = (int(pcg[0]) << 64) | int(pcg[1])
+        bitgen.state = state  # the increment is the seeded one; only the position moved
+        self._gen = np.random.Generator(bitgen)
+        self._raw = bitgen.random_raw
+        self._pcg = None
 
     def uniform(self) -> float:
         """One uniform number in [0, 1) (53 random bits, exact): the value of :func:`uniform`."""
@@ -314,12 +343,32 @@ class Stream:
         """``n`` uniform float64 numbers in [0, 1): ``(w >> 11) · 2⁻⁵³`` for the next n raw words, in order."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"uniforms() needs a non-negative integer count, got {n!r}")
-        words = raw_words(self._rng.bit_generator, int(n))
+        if self._pcg is not None:
+            words = np.empty(int(n), np.uint64)
+            _pcg_kernel().pcg64_fill(self._pcg[:4], words)
+        else:
+            words = raw_words(self._gen.bit_generator, int(n))
         return (words >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
     def below(self, n: int) -> int:
         """A uniform integer in [0, n), 1 ≤ n ≤ 2³² (no bias)."""
         return _lemire(self._raw, n)
+
+    def raw_below(self, n: int, threshold: int, out: np.ndarray | None = None) -> np.ndarray:
+        """For the next ``n`` raw words w, in order, ``w < threshold`` (0 ≤ threshold < 2⁶⁴) as a bool array
+        (``out``, C-contiguous of n elements, when given): an integer comparison, exact (e.g. ``uniforms(n) < ρ``
+        written on the words, :func:`demmi_rf.degradations.rain.drop_threshold`)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"raw_below() needs a non-negative integer count, got {n!r}")
+        if not (isinstance(threshold, (int, np.integer)) and 0 <= threshold < 2**64):
+            raise ValueError(f"raw_below() needs a threshold in [0, 2**64), got {threshold!r}")
+        out = np.empty(int(n), np.bool_) if out is None else out
+        if self._pcg is not None:
+            if out.dtype != np.bool_ or out.size != n or not out.flags.c_contiguous:
+                raise ValueError(f"raw_below needs a C-contiguous bool array of {n} elements")
+            _pcg_kernel().pcg64_below(self._pcg[:4], int(threshold), out.view(np.uint8))
+            return out
+        return raw_below(self._gen.bit_generator, int(n), int(threshold), out)
 
     def normal(self, shape: int | tuple[int, ...], scale: float = 1.0, *, add_to: np.ndarray | None = None
                ) -> np.ndarray:
@@ -335,6 +384,45 @@ class Stream:
                 raise ValueError(f"normal(add_to=...) needs an array of shape {want}, got {add_to.shape}")
             return ziggurat.add_normal(self._rng, add_to, scale)
         return ziggurat.normal(self._rng, shape, scale)
+
+
+def keyed_stream(material: str) -> Stream:
+    """``Stream(keyed_generator(material))``: the same draws. With the compiled kernel (:func:`_light_kernel`) the
+    PCG64 state is seeded and held by the kernel (``pcg64_seeded``, ``pcg64_next``), which skips building numpy's
+    ``PCG64`` and ``Generator`` for the streams that never need them (a few scalar draws and table work)."""
+    kernel = _light_kernel()
+    digest = hashlib.sha256(material.encode("utf-8")).digest()
+    if kernel is None:
+        return Stream(_generator_of(digest))
+    pcg = np.empty(8, np.uint64)
+    kernel.pcg64_seeded(digest, pcg)
+    stream = object.__new__(Stream)
+    stream._gen = None
+    stream._pcg = pcg
+    stream._key = digest
+    stream._raw = functools.partial(kernel.pcg64_next, pcg)
+    return stream
+
+
+@functools.lru_cache(maxsize=1)
+def _light_kernel() -> Any:
+    """The compiled kernel for :func:`keyed_stream`, or None (then a Generator is built as before): when the
+    PCG64 routines are refused (:func:`_pcg_kernel`), on a big-endian machine (the kernel reads the digest as
+    native words), or when ``pcg64_seeded`` / ``pcg64_next`` do not give numpy's state and words on a probe."""
+    module = _pcg_kernel()
+    if module is None or not _LITTLE_ENDIAN or not hasattr(module, "pcg64_seeded") or not hasattr(module, "pcg64_next"):
+        return None
+    for k in range(8):
+        digest = hashlib.sha256(f"demmi-rf probe {k}".encode()).digest()
+        ref = np.random.PCG64(np.random.SeedSequence(_words_of(digest)))
+        pcg = np.empty(8, np.uint64)
+        module.pcg64_seeded(digest, pcg)
+        inner = ref.state["state"]
+        if ((int(pcg[0]) << 64) | int(pcg[1]), (int(pcg[2]) << 64) | int(pcg[3])) != (inner["state"], inner["inc"]):
+            return None
+        if [module.pcg64_next(pcg) for _ in range(5)] != ref.random_raw(5).tolist():
+            return None
+    return module
 
 
 def _ziggurat() -> Any:

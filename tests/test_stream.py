@@ -34,7 +34,7 @@ def test_mixed_calls_consume_the_stream_like_the_module_functions():
 def test_the_stream_exposes_only_portable_draws():
     s = Stream(generator(0, "p", "clean", "ir"))
     public = {name for name in dir(s) if not name.startswith("_")}
-    assert public == {"uniform", "uniforms", "below", "normal"}
+    assert public == {"uniform", "uniforms", "below", "raw_below", "normal"}
     with pytest.raises(AttributeError):
         s.x = 1  # __slots__: nothing can be attached
     with pytest.raises(TypeError):

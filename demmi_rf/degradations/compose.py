@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..rng import Stream, keyed_generator, seed_material
+from ..rng import Stream, keyed_stream, seed_material
 from ..settings import Setting, parse_setting
 from ._arrays import quantize, scratch
 from .registry import ATOMS, as_stream
@@ -249,7 +249,7 @@ def degrade(
     for step in steps:
         modality = step.modality
         image = out[modality]
-        stream = Stream(keyed_generator(seed_material(seed, pair_id, name, modality, *stream_extra)))
+        stream = keyed_stream(seed_material(seed, pair_id, name, modality, *stream_extra))
         alone = step.alone
         if alone is not None and not (alone.family == "haze" and depth is not None):
             table = dict(step.alone_defaults) if ranges is None else s.atom_ranges(alone.name, ranges)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..rng import Stream, raw_below
+from ..rng import Stream
 from . import _ranges
 from ._arrays import quantize, scratch, work_buffer
 from .motion import _sum_shifted, line_cells, line_sum, round_angle
@@ -94,7 +94,7 @@ def _drops(stream: Stream, n: int, density: float) -> np.ndarray:
         stream.uniforms(n)  # the words are consumed all the same
         drops[...] = t != 0
         return drops
-    return raw_below(stream._rng.bit_generator, n, t, drops)  # the words Stream.uniforms(n) would draw
+    return stream.raw_below(n, t, drops)  # the words Stream.uniforms(n) would draw
 
 
 def _counts(shape: tuple[int, int], rng: Stream, density: float, length: int, angle: int) -> np.ndarray:
