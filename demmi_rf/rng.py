@@ -409,8 +409,9 @@ def _light_kernel() -> Any:
     """The compiled kernel for :func:`keyed_stream`, or None (then a Generator is built as before): when the
     PCG64 routines are refused (:func:`_pcg_kernel`), on a big-endian machine (the kernel reads the digest as
     native words), or when ``pcg64_seeded`` / ``pcg64_next`` do not give numpy's state and words on a probe."""
-    module = _pcg_kernel()
-    if module is None or not _LITTLE_ENDIAN or not hasattr(module, "pcg64_seeded") or not hasattr(module, "pcg64_next"):
+    module = compiled_module()
+    if (module is None or _pcg_kernel() is not module or not _LITTLE_ENDIAN or not hasattr(module, "pcg64_seeded")
+            or not hasattr(module, "pcg64_next")):
         return None
     for k in range(8):
         digest = hashlib.sha256(f"demmi-rf probe {k}".encode()).digest()

@@ -137,3 +137,102 @@ def test_the_kernels_arithmetic_without_128_bit_integers_gives_the_same_words(tm
             portable.pcg64_fill(words, out)
             assert np.array_equal(out, ref.random_raw(n)), (seed, n)
         assert (int(words[0]) << 64 | int(words[1])) == ref.state["state"]["state"]
+
+
+def _draw_sequence(stream, k):
+    """Every kind of draw, in an order that depends on k, the normals (which need numpy's Generator) included."""
+    out = []
+    for step in range(7):
+        op = (k + step) % 5
+        if op == 0:
+            out.append(stream.uniform())
+        elif op == 1:
+            out.append(stream.below(7 + k))
+        elif op == 2:
+            out.append(stream.uniforms(3 + 100 * (k % 4)).tobytes())
+        elif op == 3:
+            out.append(stream.raw_below(300 + k, 2**63 - k).tobytes())
+        else:
+            out.append(stream.normal((5, 7), 3.0).tobytes())
+    return out
+
+
+@pytest.mark.parametrize("k", range(10))
+def test_a_keyed_stream_gives_the_generators_draws(k):
+    """keyed_stream holds the PCG64 state in the kernel until a draw needs numpy: the same draws, in any order,
+    and the Generator it builds sits where keyed_generator's would, with the same SeedSequence."""
+    material = rng.seed_material(20250713, f"msrs/{k:05d}N", "noise25+motion", "vis")
+    light, plain = rng.keyed_stream(material), rng.Stream(rng.keyed_generator(material))
+    assert _draw_sequence(light, k) == _draw_sequence(plain, k)
+    assert light._rng.bit_generator.state == plain._rng.bit_generator.state
+    seq, ref = light._rng.bit_generator.seed_seq, plain._rng.bit_generator.seed_seq
+    assert np.array_equal(seq.entropy, ref.entropy)
+    assert [c.generate_state(2).tolist() for c in seq.spawn(2)] == [c.generate_state(2).tolist() for c in ref.spawn(2)]
+
+
+def test_a_keyed_stream_before_any_numpy_draw_holds_no_generator():
+    if rng._light_kernel() is None:
+        pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
+    stream = rng.keyed_stream(rng.seed_material(1, "a/b", "lowcontrast", "ir"))
+    stream.uniform(), stream.below(5), stream.uniforms(1000), stream.raw_below(1000, 2**62)
+    assert stream._gen is None  # nothing needed numpy's Generator so far
+    stream.normal(3)
+    assert stream._gen is not None and stream._pcg is None
+
+
+def test_without_the_light_kernel_a_keyed_stream_wraps_the_generator(monkeypatch):
+    material = rng.seed_material(3, "x/y", "rain", "vis")
+    expected = _draw_sequence(rng.Stream(rng.keyed_generator(material)), 2)
+    monkeypatch.setattr(rng, "_light_kernel", lambda: None)
+    stream = rng.keyed_stream(material)
+    assert stream._gen is not None
+    assert _draw_sequence(stream, 2) == expected
+
+
+def test_a_light_kernel_that_differs_is_not_used(monkeypatch):
+    real = rng._light_kernel()
+    if real is None:
+        pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
+
+    def module_with(**changed):
+        names = ("pcg64_fill", "pcg64_below", "pcg64_seeded", "pcg64_next", "seed_state", "fast_path", "slow_path",
+                 "exp_array")
+        attrs = {n: staticmethod(getattr(real, n)) for n in names}
+        attrs.update({n: staticmethod(f) for n, f in changed.items()})
+        return type("Swapped", (), attrs)
+
+    def seeded_off(words, out):
+        real.pcg64_seeded(words, out)
+        out[1] ^= np.uint64(1)
+
+    def probe():
+        return rng._light_kernel()
+
+    def clear():  # the light kernel also asks _pcg_kernel, which must probe the swapped module too
+        rng._light_kernel.cache_clear()
+        rng._pcg_kernel.cache_clear()
+
+    probe.cache_clear = clear
+    import sys
+
+    import demmi_rf
+
+    with monkeypatch.context() as m:  # the control: the same routines, swapped in, are accepted
+        same = module_with()
+        m.setitem(sys.modules, "demmi_rf._zigfast", same)
+        m.setattr(demmi_rf, "_zigfast", same)
+        clear()
+        assert probe() is same
+    clear()
+    kernel_swapped_is_refused(monkeypatch, module_with(pcg64_seeded=seeded_off), probe)
+    kernel_swapped_is_refused(monkeypatch, module_with(pcg64_next=lambda state: real.pcg64_next(state) ^ 1), probe)
+
+
+def test_raw_below_on_a_stream_checks_its_arguments():
+    stream = rng.keyed_stream("probe")
+    with pytest.raises(ValueError, match="non-negative integer count"):
+        stream.raw_below(-1, 5)
+    with pytest.raises(ValueError, match="threshold in"):
+        stream.raw_below(4, 2**64)
+    with pytest.raises(ValueError, match="C-contiguous bool array of 4"):
+        stream.raw_below(4, 5, np.empty(5, bool))
