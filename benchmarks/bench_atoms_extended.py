@@ -1,6 +1,6 @@
 """Timings of the atoms beyond v1 (issue 14 section 2) against the closest public implementations, same process.
 
-    python benchmarks/bench_atoms_extended.py [--repeat 21] [--all-cores] [--no-float]
+    python benchmarks/bench_atoms_extended.py [--repeat 101] [--all-cores] [--no-float]
 
 The package timed is the one ``import demmi_rf`` finds (printed in the first line): with an editable install that
 is the install's tree whatever the working directory, so to time another commit check it out with
@@ -43,7 +43,11 @@ atom               anchor (albumentations unless said)
 
 All functions are timed in interleaved rounds (one call of each per round, shuffled order; see
 ``bench_degradations.py``) on process CPU time: minimum over rounds and, in brackets, the median. Ratios are
-ours / anchor on the minima (medians); the target is <= 1. Only ratios from the same run are meaningful.
+ours / anchor on the minima (medians); the target is <= 1. Only ratios from the same run are meaningful. A run
+of 101 rounds takes about 15 s; fewer rounds leave the minima of the ~0.1 ms calls at the mercy of a few
+interrupted rounds. For ``jpeg`` and ``motion``, whose time depends on a drawn parameter (the quality, the
+length), the minima compare each side's cheapest draws: ``bench_matched_params.py`` times both at matched
+parameters.
 """
 
 from __future__ import annotations
@@ -105,7 +109,7 @@ def _ratio(a: tuple[float, float], b: tuple[float, float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=21, help="interleaved rounds")
+    parser.add_argument("--repeat", type=int, default=101, help="interleaved rounds")
     parser.add_argument("--all-cores", action="store_true", help="do not pin to one core")
     parser.add_argument("--no-float", action="store_true", help="skip the float32-contract comparison")
     args = parser.parse_args(argv)

@@ -16,6 +16,9 @@
  *
  * exp_array -- portable_math._exp_f64 on a float64 array (the tone-curve tables of the exposure atoms).
  *
+ * quantize_table -- the composition's quantisation (clip to [0, 255], round half to even, uint8) of an atom's
+ * float32 table on the 256 levels, as bytes (degradations/_arrays.py: table_lookup_uint8).
+ *
  * seed_state -- numpy's SeedSequence mixing and generate_state(4, uint64) for a sample's key words (rng.py).
  *
  * pcg64_seeded, pcg64_next, pcg64_fill, pcg64_below -- numpy's PCG64 seeded from a SeedSequence, and its raw
@@ -632,7 +635,41 @@ static PyObject *pcg64_next(PyObject *self, PyObject *arg) {
     return result;
 }
 
+/* quantize_table(src) -> bytes or None: the composition's quantisation of a float32 table (an atom's map on the
+ * levels 0..255): rint(clip(x, 0, 255)) as uint8, round half to even (nearbyintf in the default rounding mode),
+ * one byte per entry; None when an entry is NaN (numpy's cast of NaN is undefined: the caller's numpy path runs) */
+static PyObject *quantize_table(PyObject *self, PyObject *arg) {
+    Py_buffer src;
+    if (PyObject_GetBuffer(arg, &src, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const Py_ssize_t n = src.len / 4;
+    const float *x = (const float *)src.buf;
+    int has_nan = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        has_nan |= x[i] != x[i];
+    }
+    if (src.len % 4 != 0) {
+        PyErr_SetString(PyExc_ValueError, "quantize_table: expected a float32 array");
+    } else if (has_nan) {
+        Py_INCREF(Py_None);
+        result = Py_None;
+    } else if ((result = PyBytes_FromStringAndSize(NULL, n)) != NULL) {
+        uint8_t *o = (uint8_t *)PyBytes_AS_STRING(result);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            float v = x[i] < 0.0f ? 0.0f : x[i];
+            v = v > 255.0f ? 255.0f : v;
+            o[i] = (uint8_t)nearbyintf(v);
+        }
+    }
+    PyBuffer_Release(&src);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"quantize_table", quantize_table, METH_O,
+     "quantize_table(float32 array) -> bytes or None: rint(clip(x, 0, 255)) as uint8 bytes; None if a NaN"},
     {"pcg64_seeded", pcg64_seeded, METH_VARARGS,
      "pcg64_seeded(words, out) -> None: out[:4] = PCG64(SeedSequence(words)) state (state hi, lo, inc hi, lo), "
      "out[4:] = the SeedSequence's generate_state(4, uint64)"},

@@ -8,6 +8,8 @@ import pytest
 from demmi_rf import degrade
 from demmi_rf.degradations import _arrays
 
+from .conftest import kernel_swapped_is_refused
+
 SHAPES = [(1,), (7,), (3, 5), (32, 32), (31, 17, 3), (480, 640), (2, 3, 4, 5)]
 
 
@@ -93,3 +95,57 @@ def test_without_stringzilla_the_probe_falls_back_to_cv2(monkeypatch):
     finally:
         monkeypatch.undo()
         _arrays._byte_translate.cache_clear()
+
+
+def _quantize_inputs() -> list[np.ndarray]:
+    """256-entry float32 tables: half-integers and their neighbours, out-of-range values, signed zeros, infinities."""
+    k = np.arange(-3, 259, dtype=np.float32)
+    half = np.concatenate([k, k + np.float32(0.5)])
+    values = np.concatenate([half, np.nextafter(half, np.float32(-np.inf)), np.nextafter(half, np.float32(np.inf)),
+                             np.array([0.0, -0.0, 1e-45, -1e-45, 3e38, -3e38, np.inf, -np.inf], np.float32),
+                             np.random.default_rng(8).uniform(-40, 300, 3000).astype(np.float32)])
+    values = np.resize(values, (values.size + 255) // 256 * 256)
+    return [values[i:i + 256].copy() for i in range(0, values.size, 256)]
+
+
+def test_the_compiled_table_quantisation_is_quantize():
+    kernel = _arrays._table_kernel()
+    if kernel is None:
+        pytest.skip("the compiled kernel is not built here (numpy's quantize is what runs)")
+    for table in _quantize_inputs():
+        assert kernel(table) == _arrays.quantize(table.copy()).tobytes()
+    nan = np.full(256, 3.0, np.float32)
+    nan[200] = np.nan
+    assert kernel(nan) is None  # numpy's cast of NaN is undefined: the caller's numpy path decides
+
+
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_table_lookup_gives_the_same_bytes_with_and_without_the_kernel_and_stringzilla(use_kernel, monkeypatch):
+    image = np.random.default_rng(2).integers(0, 256, (37, 41, 3), dtype=np.uint8)
+    if not use_kernel:
+        monkeypatch.setattr(_arrays, "_table_kernel", lambda: None)
+    for table in _quantize_inputs()[:6]:
+        want = _arrays.quantize(table.copy())[image]
+        fast, slow = _both(monkeypatch, lambda t=table: _arrays.table_lookup_uint8(image, t.copy()))
+        assert np.array_equal(fast, want) and np.array_equal(slow, want)
+
+
+def test_a_table_kernel_that_differs_is_not_used(monkeypatch):
+    real = _arrays._table_kernel()
+    if real is None:
+        pytest.skip("the compiled kernel is not built here (numpy's quantize is what runs)")
+    def off_by_one_at_ties(table):
+        codes = bytearray(real(table) or b"")
+        for i, v in enumerate(table):
+            if v == np.float32(2.5):
+                codes[i] = 3  # rounds half up, not half to even
+        return bytes(codes)
+
+    kernel_swapped_is_refused(monkeypatch, type("Off", (), {"quantize_table": staticmethod(off_by_one_at_ties)}),
+                              _arrays._table_kernel)
+
+    def nan_as_zero(table):
+        return real(np.nan_to_num(table))
+
+    kernel_swapped_is_refused(monkeypatch, type("Off", (), {"quantize_table": staticmethod(nan_as_zero)}),
+                              _arrays._table_kernel)

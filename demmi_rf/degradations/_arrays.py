@@ -164,10 +164,16 @@ def lut_uint8(image: np.ndarray, table: np.ndarray, out: np.ndarray | None = Non
     return _gather(np.ascontiguousarray(image), table, out)
 
 
-def _gather(x: np.ndarray, table: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _gather(x: np.ndarray, table: np.ndarray | bytes, out: np.ndarray) -> np.ndarray:
     """:func:`lut_uint8`'s look-up, arguments already checked: ``out[...] = table[x]`` for a non-empty C-contiguous
-    uint8 ``x``, a C-contiguous 256-entry ``table`` and a C-contiguous ``out`` of x's shape and table's dtype."""
-    translate = _byte_translate() if table.dtype is _UINT8 or table.dtype == np.uint8 else None
+    uint8 ``x``, a C-contiguous 256-entry ``table`` (or 256 bytes, uint8 codes) and a C-contiguous ``out`` of x's
+    shape and table's dtype."""
+    if type(table) is bytes:  # quantised codes from the kernel (:func:`table_lookup_uint8`)
+        translate = _byte_translate()
+        if translate is None:
+            table = np.frombuffer(table, np.uint8)
+    else:
+        translate = _byte_translate() if table.dtype is _UINT8 or table.dtype == np.uint8 else None
     if translate is not None:
         translate(x, table, out)
         return out
@@ -187,11 +193,39 @@ def table_lookup_uint8(image: np.ndarray, table: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8 or table.shape != (256,) or table.dtype != np.float32:
         raise TypeError(f"table_lookup_uint8 needs a uint8 image and a float32 table of 256 entries, got "
                         f"{image.dtype} and {table.dtype} {table.shape}")
-    codes = quantize(table)
+    kernel = _table_kernel()
+    codes = kernel(table) if kernel is not None else None  # bytes, or None (no kernel, or a NaN: numpy decides)
+    if codes is None:
+        codes = quantize(table)
     out = np.empty(image.shape, np.uint8)
     if image.size == 0:
         return out
     return _gather(image if image.flags.c_contiguous else np.ascontiguousarray(image), codes, out)
+
+
+@functools.lru_cache(maxsize=1)
+def _table_kernel() -> Callable[[np.ndarray], bytes | None] | None:
+    """The compiled kernel's ``quantize_table`` (:func:`quantize` of a 256-entry float32 table in one call, as
+    bytes), or None: when the kernel is missing, when ``DEMMI_RF_NUMPY_ZIGGURAT=1``, or when it does not give
+    :func:`quantize`'s bytes on a probe (checked once per process) of every half-integer from -2 to 257, their
+    float32 neighbours, the integers, signed zeros, huge values and infinities, and random values."""
+    from ..kernel import compiled_routine  # noqa: PLC0415 - the kernel module imports nothing from here
+
+    routine = compiled_routine("quantize_table")
+    if routine is None:
+        return None
+    k = np.arange(-2, 258, dtype=np.float32)
+    half = np.concatenate([k, k + np.float32(0.5)])
+    probe = np.concatenate([half, np.nextafter(half, np.float32(-np.inf)), np.nextafter(half, np.float32(np.inf)),
+                            np.array([0.0, -0.0, 1e-45, -1e-45, 3e38, -3e38, np.inf, -np.inf], np.float32),
+                            np.random.default_rng(0).normal(128, 150, 4096).astype(np.float32)])
+    for start in range(0, probe.size, 256):
+        chunk = probe[start:start + 256]
+        if routine(chunk) != quantize(chunk.copy()).tobytes():
+            return None
+    nan = np.zeros(256, np.float32)
+    nan[7] = np.nan
+    return routine if routine(nan) is None else None
 
 
 def pointwise_uint8(apply: Callable[..., np.ndarray], image: np.ndarray, **params: object) -> np.ndarray:
