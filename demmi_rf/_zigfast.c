@@ -536,18 +536,27 @@ static void pcg_state_back(Py_buffer *state, const pcg128 *s) {
     w[1] = s->state.lo;
 }
 
-static PyObject *pcg64_fill(PyObject *self, PyObject *args) {
+/* pcg64_fill (compare = 0: the words into a uint64 array) and pcg64_below (compare = 1: word < threshold into
+ * a byte array), the state advanced in place */
+static PyObject *pcg64_run(PyObject *args, int compare) {
     Py_buffer state, out;
-    if (!PyArg_ParseTuple(args, "w*w*", &state, &out)) {
+    unsigned long long threshold = 0;
+    const int parsed = compare ? PyArg_ParseTuple(args, "w*Kw*", &state, &threshold, &out)
+                               : PyArg_ParseTuple(args, "w*w*", &state, &out);
+    if (!parsed) {
         return NULL;
     }
     PyObject *result = NULL;
     pcg128 s;
-    if (out.len % 8 != 0) {
+    if (!compare && out.len % 8 != 0) {
         PyErr_SetString(PyExc_ValueError, "pcg64_fill: expected a uint64 output array");
     } else if (pcg_state_of(&state, &s)) {
         Py_BEGIN_ALLOW_THREADS
-        pcg_run(&s, out.len / 8, (uint64_t *)out.buf, NULL, 0);
+        if (compare) {
+            pcg_run(&s, out.len, NULL, (uint8_t *)out.buf, (uint64_t)threshold);
+        } else {
+            pcg_run(&s, out.len / 8, (uint64_t *)out.buf, NULL, 0);
+        }
         Py_END_ALLOW_THREADS
         pcg_state_back(&state, &s);
         Py_INCREF(Py_None);
@@ -558,26 +567,9 @@ static PyObject *pcg64_fill(PyObject *self, PyObject *args) {
     return result;
 }
 
-static PyObject *pcg64_below(PyObject *self, PyObject *args) {
-    Py_buffer state, out;
-    unsigned long long threshold;
-    if (!PyArg_ParseTuple(args, "w*Kw*", &state, &threshold, &out)) {
-        return NULL;
-    }
-    PyObject *result = NULL;
-    pcg128 s;
-    if (pcg_state_of(&state, &s)) {
-        Py_BEGIN_ALLOW_THREADS
-        pcg_run(&s, out.len, NULL, (uint8_t *)out.buf, (uint64_t)threshold);
-        Py_END_ALLOW_THREADS
-        pcg_state_back(&state, &s);
-        Py_INCREF(Py_None);
-        result = Py_None;
-    }
-    PyBuffer_Release(&state);
-    PyBuffer_Release(&out);
-    return result;
-}
+static PyObject *pcg64_fill(PyObject *self, PyObject *args) { return pcg64_run(args, 0); }
+
+static PyObject *pcg64_below(PyObject *self, PyObject *args) { return pcg64_run(args, 1); }
 
 /* numpy's PCG64(SeedSequence(words)): o[4..7] = the SeedSequence's 4 uint64 words (s0..s3), o[0..3] = the PCG64
  * state (pcg64_set_seed: initstate = s0:s1, initseq = s2:s3, high word first; then PCG's srandom: state = 0,

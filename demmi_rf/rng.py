@@ -19,6 +19,17 @@ output numpy keeps stable across versions, NEP 19), computed with exact or corre
 * :func:`below` — a uniform integer in [0, n): Lemire's multiply-shift on the low 32 bits of a word (for a
   power-of-two n, the value that ``Generator.integers(n)`` returns as a generator's first 32-bit draw);
 * :func:`demmi_rf.ziggurat.normal` — standard normals (the 256-layer ziggurat).
+
+The words are numpy's PCG64 words (O'Neill, *PCG: A family of simple fast space-efficient statistically good
+algorithms for random number generation*, 2014; XSL-RR 128/64):
+
+.. math:: s_{k+1} = s_k M + c \bmod 2^{128}, \qquad
+          w_k = \operatorname{rotr}_{64}(\operatorname{hi}(s_{k+1}) \oplus \operatorname{lo}(s_{k+1}),\;
+          s_{k+1} \gg 122)
+
+(M the 128-bit PCG multiplier, c = 2·initseq + 1 the increment). Where the optional compiled kernel is built,
+:func:`keyed_stream` and :func:`raw_words` / :func:`raw_below` compute these words there (checked against
+numpy's ``random_raw`` once per process; the same words, and the generator left at the same position).
 """
 
 from __future__ import annotations
