@@ -43,7 +43,9 @@ atom               anchor (albumentations unless said)
 
 All functions are timed in interleaved rounds (one call of each per round, shuffled order; see
 ``bench_degradations.py``) on process CPU time: minimum over rounds and, in brackets, the median. Ratios are
-ours / anchor on the minima (medians); the target is <= 1. Only ratios from the same run are meaningful. A run
+ours / anchor on the minima (medians); the target is <= 1. A last line gives the ratios of the means (the
+expected time per call over each side's parameter draws, which minima do not see: a minimum is the cheapest
+draw). Only ratios from the same run are meaningful. A run
 of 101 rounds takes about 15 s; fewer rounds leave the minima of the ~0.1 ms calls at the mercy of a few
 interrupted rounds. For ``jpeg`` and ``motion``, whose time depends on a drawn parameter (the quality, the
 length), the minima compare each side's cheapest draws: ``bench_matched_params.py`` times both at matched
@@ -64,7 +66,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import pin_one_core  # noqa: E402
-from bench_degradations import _ms, interleaved  # noqa: E402
+from bench_degradations import MEAN, _ms, interleaved  # noqa: E402
 
 #: atom -> its anchors, the closest first
 PAIRS = {
@@ -186,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     met = [a for a, r in verdicts.items() if r <= 1]
     print(f"\nat most the closest anchor's time (minima): {', '.join(met) or 'none'}; over: "
           f"{', '.join(f'{a} {r:.2f}' for a, r in verdicts.items() if r > 1) or 'none'}")
+    print("means (the expected CPU time per call over the rounds' draws, outliers included), ours / closest anchor: "
+          + ", ".join(f"{a} {MEAN[a] / MEAN[keys[0]]:.2f}" for a, keys in PAIRS.items()))
 
     if args.no_float:
         return 0
