@@ -21,7 +21,8 @@
  *
  * seed_state -- numpy's SeedSequence mixing and generate_state(4, uint64) for a sample's key words (rng.py).
  *
- * pcg64_seeded, pcg64_next, pcg64_fill, pcg64_below -- numpy's PCG64 seeded from a SeedSequence, and its raw
+ * pcg64_keyed, pcg64_next, pcg64_fill, pcg64_below -- numpy's PCG64 seeded from a SeedSequence
+ * (of a SHA-256 digest's words: SHA-256 of FIPS 180-4, checked against hashlib), and its raw
  * 64-bit words (random_raw: the 128-bit LCG step s = s * M + inc, then the XSL-RR output
  * rotr64(hi(s) ^ lo(s), s >> 122)) from a state held in a 4-word buffer (state high, state low, inc high,
  * inc low; updated in place): one word, or n words stored or compared with a threshold (rng.py: Stream,
@@ -571,36 +572,124 @@ static PyObject *pcg64_fill(PyObject *self, PyObject *args) { return pcg64_run(a
 
 static PyObject *pcg64_below(PyObject *self, PyObject *args) { return pcg64_run(args, 1); }
 
-/* numpy's PCG64(SeedSequence(words)): o[4..7] = the SeedSequence's 4 uint64 words (s0..s3), o[0..3] = the PCG64
- * state (pcg64_set_seed: initstate = s0:s1, initseq = s2:s3, high word first; then PCG's srandom: state = 0,
+/* SHA-256 (FIPS 180-4), for pcg64_keyed: the digest of n bytes into 32 bytes */
+static const uint32_t SHA_K[64] = {
+    0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u, 0xab1c5ed5u,
+    0xd807aa98u, 0x12835b01u, 0x243185beu, 0x550c7dc3u, 0x72be5d74u, 0x80deb1feu, 0x9bdc06a7u, 0xc19bf174u,
+    0xe49b69c1u, 0xefbe4786u, 0x0fc19dc6u, 0x240ca1ccu, 0x2de92c6fu, 0x4a7484aau, 0x5cb0a9dcu, 0x76f988dau,
+    0x983e5152u, 0xa831c66du, 0xb00327c8u, 0xbf597fc7u, 0xc6e00bf3u, 0xd5a79147u, 0x06ca6351u, 0x14292967u,
+    0x27b70a85u, 0x2e1b2138u, 0x4d2c6dfcu, 0x53380d13u, 0x650a7354u, 0x766a0abbu, 0x81c2c92eu, 0x92722c85u,
+    0xa2bfe8a1u, 0xa81a664bu, 0xc24b8b70u, 0xc76c51a3u, 0xd192e819u, 0xd6990624u, 0xf40e3585u, 0x106aa070u,
+    0x19a4c116u, 0x1e376c08u, 0x2748774cu, 0x34b0bcb5u, 0x391c0cb3u, 0x4ed8aa4au, 0x5b9cca4fu, 0x682e6ff3u,
+    0x748f82eeu, 0x78a5636fu, 0x84c87814u, 0x8cc70208u, 0x90befffau, 0xa4506cebu, 0xbef9a3f7u, 0xc67178f2u,
+};
+
+static inline uint32_t rotr32(uint32_t x, unsigned n) { return (x >> n) | (x << (32u - n)); }
+
+static void sha_block(uint32_t h[8], const uint8_t *p) {
+    uint32_t w[64];
+    for (int t = 0; t < 16; t++) {
+        w[t] = ((uint32_t)p[4 * t] << 24) | ((uint32_t)p[4 * t + 1] << 16) | ((uint32_t)p[4 * t + 2] << 8) | p[4 * t + 3];
+    }
+    for (int t = 16; t < 64; t++) {
+        const uint32_t s0 = rotr32(w[t - 15], 7) ^ rotr32(w[t - 15], 18) ^ (w[t - 15] >> 3);
+        const uint32_t s1 = rotr32(w[t - 2], 17) ^ rotr32(w[t - 2], 19) ^ (w[t - 2] >> 10);
+        w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+    for (int t = 0; t < 64; t++) {
+        const uint32_t t1 = k + (rotr32(e, 6) ^ rotr32(e, 11) ^ rotr32(e, 25)) + ((e & f) ^ (~e & g)) + SHA_K[t] + w[t];
+        const uint32_t t2 = (rotr32(a, 2) ^ rotr32(a, 13) ^ rotr32(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        k = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = c;
+        c = b;
+        b = a;
+        a = t1 + t2;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+    h[5] += f;
+    h[6] += g;
+    h[7] += k;
+}
+
+static void sha256(const uint8_t *msg, Py_ssize_t n, uint8_t digest[32]) {
+    uint32_t h[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
+                     0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u};
+    Py_ssize_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        sha_block(h, msg + i);
+    }
+    uint8_t tail[128] = {0};
+    const Py_ssize_t rest = n - i;
+    memcpy(tail, msg + i, (size_t)rest);
+    tail[rest] = 0x80;
+    const Py_ssize_t len = rest < 56 ? 64 : 128;
+    const uint64_t bits = (uint64_t)n * 8u;
+    for (int j = 0; j < 8; j++) {
+        tail[len - 1 - j] = (uint8_t)(bits >> (8 * j));
+    }
+    sha_block(h, tail);
+    if (len == 128) {
+        sha_block(h, tail + 64);
+    }
+    for (int j = 0; j < 8; j++) {
+        digest[4 * j] = (uint8_t)(h[j] >> 24);
+        digest[4 * j + 1] = (uint8_t)(h[j] >> 16);
+        digest[4 * j + 2] = (uint8_t)(h[j] >> 8);
+        digest[4 * j + 3] = (uint8_t)h[j];
+    }
+}
+
+/* numpy's PCG64(SeedSequence(e[0..n-1])): o[4..7] = the SeedSequence's 4 uint64 words (s0..s3), o[0..3] = the
+ * PCG64 state (pcg64_set_seed: initstate = s0:s1, initseq = s2:s3, high word first; then PCG's srandom: state = 0,
  * inc = 2 initseq + 1, one step, state += initstate, one step) */
-static PyObject *pcg64_seeded(PyObject *self, PyObject *args) {
-    Py_buffer words, out;
-    if (!PyArg_ParseTuple(args, "y*w*", &words, &out)) {
+static void pcg_seed_from_words(const uint32_t *e, Py_ssize_t n, uint64_t *o) {
+    ss_state(e, n, o + 4);
+    const u128 mult = {PCG_MULT_HI, PCG_MULT_LO}, zero = {0, 0}, one = {0, 1}, init = {o[4], o[5]};
+    pcg128 s;
+    s.inc.hi = (o[6] << 1) | (o[7] >> 63);
+    s.inc.lo = (o[7] << 1) | 1u;
+    s.state = u128_muladd(zero, mult, s.inc);
+    s.state = u128_muladd(s.state, one, init);
+    s.state = u128_muladd(s.state, mult, s.inc);
+    o[0] = s.state.hi;
+    o[1] = s.state.lo;
+    o[2] = s.inc.hi;
+    o[3] = s.inc.lo;
+}
+
+/* pcg64_keyed(material, out): out (12 uint64) = pcg_seed_from_words(SHA-256(material) read as eight
+ * little-endian 32-bit words) in out[0..7], and the 32 digest bytes in out[8..11] */
+static PyObject *pcg64_keyed(PyObject *self, PyObject *args) {
+    Py_buffer material, out;
+    if (!PyArg_ParseTuple(args, "y*w*", &material, &out)) {
         return NULL;
     }
     PyObject *result = NULL;
-    const Py_ssize_t n = words.len / 4;
-    if (words.len % 4 != 0 || n < 1 || out.len != 64) {
-        PyErr_SetString(PyExc_ValueError, "pcg64_seeded: expected n >= 1 uint32 words and room for 8 uint64");
+    if (out.len != 96) {
+        PyErr_SetString(PyExc_ValueError, "pcg64_keyed: expected room for 12 uint64");
     } else {
         uint64_t *o = (uint64_t *)out.buf;
-        ss_state((const uint32_t *)words.buf, n, o + 4);
-        const u128 mult = {PCG_MULT_HI, PCG_MULT_LO}, zero = {0, 0}, one = {0, 1}, init = {o[4], o[5]};
-        pcg128 s;
-        s.inc.hi = (o[6] << 1) | (o[7] >> 63);
-        s.inc.lo = (o[7] << 1) | 1u;
-        s.state = u128_muladd(zero, mult, s.inc);
-        s.state = u128_muladd(s.state, one, init);
-        s.state = u128_muladd(s.state, mult, s.inc);
-        o[0] = s.state.hi;
-        o[1] = s.state.lo;
-        o[2] = s.inc.hi;
-        o[3] = s.inc.lo;
+        uint8_t digest[32];
+        uint32_t words[8];
+        sha256((const uint8_t *)material.buf, material.len, digest);
+        for (int j = 0; j < 8; j++) { /* little-endian words on any byte order */
+            words[j] = (uint32_t)digest[4 * j] | ((uint32_t)digest[4 * j + 1] << 8) |
+                       ((uint32_t)digest[4 * j + 2] << 16) | ((uint32_t)digest[4 * j + 3] << 24);
+        }
+        pcg_seed_from_words(words, 8, o);
+        memcpy(o + 8, digest, 32);
         Py_INCREF(Py_None);
         result = Py_None;
     }
-    PyBuffer_Release(&words);
+    PyBuffer_Release(&material);
     PyBuffer_Release(&out);
     return result;
 }
@@ -660,11 +749,12 @@ static PyObject *quantize_table(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
+    {"pcg64_keyed", pcg64_keyed, METH_VARARGS,
+     "pcg64_keyed(material, out) -> None: out[:4] = the state (state hi, lo, inc hi, lo) of "
+     "PCG64(SeedSequence(SHA-256(material) as 8 little-endian uint32 words)), out[4:8] = the SeedSequence's "
+     "generate_state(4, uint64), out[8:] = the digest"},
     {"quantize_table", quantize_table, METH_O,
      "quantize_table(float32 array) -> bytes or None: rint(clip(x, 0, 255)) as uint8 bytes; None if a NaN"},
-    {"pcg64_seeded", pcg64_seeded, METH_VARARGS,
-     "pcg64_seeded(words, out) -> None: out[:4] = PCG64(SeedSequence(words)) state (state hi, lo, inc hi, lo), "
-     "out[4:] = the SeedSequence's generate_state(4, uint64)"},
     {"pcg64_next", pcg64_next, METH_O, "pcg64_next(state) -> int: the next PCG64 word; state advanced in place"},
     {"pcg64_fill", pcg64_fill, METH_VARARGS,
      "pcg64_fill(state, out) -> None: out = the next len(out) PCG64 words; state (4 uint64) advanced in place"},

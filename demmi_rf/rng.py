@@ -318,15 +318,16 @@ class Stream:
     Generator is built at the current position only when a draw needs numpy's bit generator (:meth:`normal`).
     """
 
-    __slots__ = ("_gen", "_raw", "_pcg", "_key")
+    __slots__ = ("_gen", "_raw", "_pcg")
 
     def __init__(self, rng: np.random.Generator):
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"Stream wraps a numpy Generator, got {type(rng).__name__}")
         self._gen: np.random.Generator | None = rng
         self._raw = rng.bit_generator.random_raw  # a generator's bit generator never changes: bound once
-        self._pcg: np.ndarray | None = None  # a keyed stream's kernel-held state (PCG64 words 0-3, seed words 4-7)
-        self._key: bytes | None = None  # and its SHA-256 key (for the Generator's SeedSequence)
+        # a keyed stream's kernel-held state: PCG64 state and increment (words 0-3), the SeedSequence's generate_state
+        # (4-7) and the SHA-256 digest (8-11), for the Generator built when a draw needs it
+        self._pcg: np.ndarray | None = None
 
     @property
     def _rng(self) -> np.random.Generator:
@@ -338,7 +339,7 @@ class Stream:
 
     def _materialize(self) -> None:
         pcg = self._pcg
-        bitgen = np.random.PCG64(_KeyedSeedSequence(self._key, pcg[4:].copy()))  # seeded as keyed_generator
+        bitgen = np.random.PCG64(_KeyedSeedSequence(pcg[8:12].tobytes(), pcg[4:8].copy()))  # as keyed_generator
         state = bitgen.state
         state["state"]["state"] = (int(pcg[0]) << 64) | int(pcg[1])
         bitgen.state = state  # the increment is the seeded one; only the position moved
@@ -399,18 +400,17 @@ class Stream:
 
 def keyed_stream(material: str) -> Stream:
     """``Stream(keyed_generator(material))``: the same draws. With the compiled kernel (:func:`_light_kernel`) the
-    PCG64 state is seeded and held by the kernel (``pcg64_seeded``, ``pcg64_next``), which skips building numpy's
+    PCG64 state is seeded and held by the kernel (``pcg64_keyed``: SHA-256, the ``SeedSequence`` mixing and PCG64's
+    seeding in one call; ``pcg64_next``), which skips building numpy's
     ``PCG64`` and ``Generator`` for the streams that never need them (a few scalar draws and table work)."""
     kernel = _light_kernel()
-    digest = hashlib.sha256(material.encode("utf-8")).digest()
     if kernel is None:
-        return Stream(_generator_of(digest))
-    pcg = np.empty(8, np.uint64)
-    kernel.pcg64_seeded(digest, pcg)
+        return Stream(keyed_generator(material))
+    pcg = np.empty(12, np.uint64)  # PCG64 state and increment, the SeedSequence's 4 words, the SHA-256 digest
+    kernel.pcg64_keyed(material.encode("utf-8"), pcg)
     stream = object.__new__(Stream)
     stream._gen = None
     stream._pcg = pcg
-    stream._key = digest
     stream._raw = functools.partial(kernel.pcg64_next, pcg)
     return stream
 
@@ -418,19 +418,22 @@ def keyed_stream(material: str) -> Stream:
 @functools.lru_cache(maxsize=1)
 def _light_kernel() -> Any:
     """The compiled kernel for :func:`keyed_stream`, or None (then a Generator is built as before): when the
-    PCG64 routines are refused (:func:`_pcg_kernel`), on a big-endian machine (the kernel reads the digest as
-    native words), or when ``pcg64_seeded`` / ``pcg64_next`` do not give numpy's state and words on a probe."""
+    PCG64 routines are refused (:func:`_pcg_kernel`), or when ``pcg64_keyed`` / ``pcg64_next`` do not give
+    hashlib's digest and numpy's state and words on a probe (materials of every SHA-256 padding case)."""
     module = compiled_module()
-    if (module is None or _pcg_kernel() is not module or not _LITTLE_ENDIAN or not hasattr(module, "pcg64_seeded")
+    if (module is None or _pcg_kernel() is not module or not hasattr(module, "pcg64_keyed")
             or not hasattr(module, "pcg64_next")):
         return None
-    for k in range(8):
-        digest = hashlib.sha256(f"demmi-rf probe {k}".encode()).digest()
+    for n in (0, 1, 31, 55, 56, 57, 63, 64, 65, 119, 120, 128, 200):  # SHA-256's padding cases, non-ASCII text
+        material = ("démmi\x1f" * 40)[:n]
+        digest = hashlib.sha256(material.encode("utf-8")).digest()
         ref = np.random.PCG64(np.random.SeedSequence(_words_of(digest)))
-        pcg = np.empty(8, np.uint64)
-        module.pcg64_seeded(digest, pcg)
+        pcg = np.empty(12, np.uint64)
+        module.pcg64_keyed(material.encode("utf-8"), pcg)
         inner = ref.state["state"]
         if ((int(pcg[0]) << 64) | int(pcg[1]), (int(pcg[2]) << 64) | int(pcg[3])) != (inner["state"], inner["inc"]):
+            return None
+        if pcg[8:12].tobytes() != digest or not np.array_equal(pcg[4:8], ref.seed_seq.generate_state(4, np.uint64)):
             return None
         if [module.pcg64_next(pcg) for _ in range(5)] != ref.random_raw(5).tolist():
             return None

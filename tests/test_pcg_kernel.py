@@ -189,21 +189,44 @@ def test_without_the_light_kernel_a_keyed_stream_wraps_the_generator(monkeypatch
     assert _draw_sequence(stream, 2) == expected
 
 
+def test_the_kernels_sha256_is_hashlibs():
+    """pcg64_keyed's SHA-256 (FIPS 180-4, in the kernel) on every padding case and multi-byte UTF-8."""
+    real = rng._light_kernel()
+    if real is None:
+        pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
+    import hashlib
+
+    draws = np.random.default_rng(12)
+    for n in list(range(0, 200)) + [511, 512, 513, 4096, 10_000]:
+        material = draws.integers(0, 256, n, dtype=np.uint8).tobytes()
+        out = np.empty(12, np.uint64)
+        real.pcg64_keyed(material, out)
+        assert out[8:12].tobytes() == hashlib.sha256(material).digest(), n
+    text = rng.seed_material(20250713, "tno/Kaptein_1654", "noise50+haze+stripe", "vis", "résumé ✓").encode()
+    out = np.empty(12, np.uint64)
+    real.pcg64_keyed(text, out)
+    assert out[8:12].tobytes() == hashlib.sha256(text).digest()
+
+
 def test_a_light_kernel_that_differs_is_not_used(monkeypatch):
     real = rng._light_kernel()
     if real is None:
         pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
 
     def module_with(**changed):
-        names = ("pcg64_fill", "pcg64_below", "pcg64_seeded", "pcg64_next", "seed_state", "fast_path", "slow_path",
+        names = ("pcg64_fill", "pcg64_below", "pcg64_keyed", "pcg64_next", "seed_state", "fast_path", "slow_path",
                  "exp_array")
         attrs = {n: staticmethod(getattr(real, n)) for n in names}
         attrs.update({n: staticmethod(f) for n, f in changed.items()})
         return type("Swapped", (), attrs)
 
-    def seeded_off(words, out):
-        real.pcg64_seeded(words, out)
+    def keyed_off(material, out):
+        real.pcg64_keyed(material, out)
         out[1] ^= np.uint64(1)
+
+    def digest_off(material, out):
+        real.pcg64_keyed(material, out)
+        out[11] ^= np.uint64(1)
 
     def probe():
         return rng._light_kernel()
@@ -224,7 +247,8 @@ def test_a_light_kernel_that_differs_is_not_used(monkeypatch):
         clear()
         assert probe() is same
     clear()
-    kernel_swapped_is_refused(monkeypatch, module_with(pcg64_seeded=seeded_off), probe)
+    kernel_swapped_is_refused(monkeypatch, module_with(pcg64_keyed=keyed_off), probe)
+    kernel_swapped_is_refused(monkeypatch, module_with(pcg64_keyed=digest_off), probe)
     kernel_swapped_is_refused(monkeypatch, module_with(pcg64_next=lambda state: real.pcg64_next(state) ^ 1), probe)
 
 
