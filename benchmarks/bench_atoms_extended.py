@@ -30,7 +30,10 @@ atom               anchor (albumentations unless said)
 =================  =====================================================================================
 ``motion``         ``MotionBlur(blur_limit=(5, 15), allow_shifted=False)`` (lengths 5..15, any angle)
 ``rain``           ``RandomRain(drop_length=20, drop_width=1, blur_value=7)``
-``jpeg``           ``ImageCompression(quality_range=(20, 60))``
+``jpeg``           ``ImageCompression(quality_range=(20, 60))`` (it hands the RGB image to OpenCV, which reads
+                   BGR: other bytes, see ``docs/degradations.md`` section 7, "Speed") and ImageNet-C's
+                   ``jpeg_compression`` computation through Pillow (:func:`imagenet_c_jpeg`, q 20..60:
+                   colour-correct, ``jpeg``'s bytes)
 ``overexposure``   ``RandomGamma(gamma_limit=(60, 90))`` (a tone curve alone: the strictest anchor)
 ``lowlight``       ``Compose([RandomGamma(180-260), GaussNoise(std 2-6)])`` (tone curve and noise) and
                    ``RandomGamma`` alone
@@ -72,7 +75,7 @@ from bench_degradations import MEAN, _ms, interleaved  # noqa: E402
 PAIRS = {
     "motion": ["MotionBlur 5-15"],
     "rain": ["RandomRain"],
-    "jpeg": ["ImageCompression q20-60"],
+    "jpeg": ["ImageCompression q20-60", "ImageNet-C JPEG q20-60"],
     "overexposure": ["RandomGamma"],
     "lowlight": ["RandomGamma+GaussNoise", "RandomGamma"],
     "lowcontrast": ["RandomBrightnessContrast (IR)"],
@@ -93,6 +96,22 @@ def ems_stripe(image: np.ndarray) -> np.ndarray:
     beta = np.random.uniform(3, 8)
     columns = np.tile(np.random.normal(0, beta, image.shape[1]), (image.shape[0], 1))
     return np.clip(np.rint(image + noise_g + columns), 0, 255).astype(np.uint8)
+
+
+def imagenet_c_jpeg(image: np.ndarray) -> np.ndarray:
+    """The computation of ImageNet-C's ``jpeg_compression`` (Hendrycks & Dietterich, ICLR 2019; as
+    ``bethgelab/imagecorruptions``' ``corrupt()`` runs it on a uint8 array: ``PIL.Image.fromarray``, ``save`` as
+    JPEG at quality q into a ``BytesIO``, ``PIL.Image.open``, back to a uint8 array), written here with q uniform on
+    20..60 like ``ImageCompression``'s range (its own severities use q = 25, 18, 15, 10, 7; numpy's global generator
+    draws q). Colour-correct: Pillow encodes RGB as RGB, and its libjpeg-turbo gives ``jpeg``'s bytes
+    (``tests/test_atoms_extended.py`` compares them)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "JPEG", quality=int(np.random.randint(20, 61)))
+    return np.asarray(Image.open(out))
 
 
 class _Function:
@@ -159,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "GaussNoise 5-20 (IR)": (A.GaussNoise(std_range=(5 / 255, 20 / 255), p=1.0), ir),
         "GaussNoise 3-5 (IR)": (A.GaussNoise(std_range=(3 / 255, 5 / 255), p=1.0), ir),
         "EMS stripe (IR)": (_Function(ems_stripe), ir),
+        "ImageNet-C JPEG q20-60": (_Function(imagenet_c_jpeg), vis),
     }
     np.random.seed(0)  # the EMS anchor's global generator
     for t, _ in anchors.values():
