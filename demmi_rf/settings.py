@@ -111,14 +111,14 @@ class Setting:
         """The atoms acting on ``modality`` (``"vis"`` or ``"ir"``) in application order (cached per registry
         generation: a register / unregister of any atom recomputes it)."""
         key = (self.atoms, modality)
-        hit = _CHAINS.get(key)
-        if hit is not None and hit[0] == ATOMS.generation:
-            return hit[1]
+        hit = cached(_CHAINS, key)
+        if hit is not None:
+            return hit
         if modality not in MODALITIES:
             raise ValueError(f"modality must be 'vis' or 'ir', got {modality!r}")
         chain = tuple(sorted((get(a) for a in self.atoms if get(a).modality == modality),
                              key=lambda a: (a.stage, a.name)))
-        _remember(_CHAINS, key, (ATOMS.generation, chain))
+        remember(_CHAINS, key, chain)
         return chain
 
     @property
@@ -152,10 +152,19 @@ _PARSED: dict[str, tuple[int, Setting]] = {}
 _CHAINS: dict[tuple[tuple[str, ...], str], tuple[int, tuple[Atom, ...]]] = {}
 
 
-def _remember(cache: dict, key: Any, entry: Any) -> None:
+def cached(cache: dict, key: Any) -> Any:
+    """The value :func:`remember` stored in ``cache`` under ``key``, or None when there is none or the atom registry
+    changed since (its :attr:`~demmi_rf.degradations.registry.Registry.generation`)."""
+    hit = cache.get(key)
+    return hit[1] if hit is not None and hit[0] == ATOMS.generation else None
+
+
+def remember(cache: dict, key: Any, value: Any) -> None:
+    """Store ``value`` under ``key`` with the registry's current generation (read after computing the value, which
+    may have loaded atoms lazily); ``cache`` is cleared when it holds :data:`_CACHE_MAX` entries."""
     if len(cache) >= _CACHE_MAX:
         cache.clear()
-    cache[key] = entry
+    cache[key] = (ATOMS.generation, value)
 
 
 def split_level(token: str) -> tuple[str, int | None]:
@@ -253,11 +262,11 @@ def parse_setting(setting: str | Setting | Iterable[str]) -> Setting:
     if isinstance(setting, Setting):
         return setting
     if type(setting) is str:  # a str subclass may redefine strip/split: never cached
-        hit = _PARSED.get(setting)
-        if hit is not None and hit[0] == ATOMS.generation:
-            return hit[1]
+        hit = cached(_PARSED, setting)
+        if hit is not None:
+            return hit
         parsed = _parse_text(setting)
-        _remember(_PARSED, setting, (ATOMS.generation, parsed))  # the generation after the parse (lazy loads)
+        remember(_PARSED, setting, parsed)
         return parsed
     if isinstance(setting, str):
         return _parse_text(setting)

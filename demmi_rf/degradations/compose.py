@@ -25,14 +25,12 @@ from typing import Any
 import numpy as np
 
 from ..rng import Stream, keyed_stream, seed_material
-from ..settings import Setting, parse_setting
-from ._arrays import quantize, scratch
-from .registry import ATOMS, as_stream
+from ..settings import Setting, cached, parse_setting, remember
+from ._arrays import _UINT8, quantize, scratch
+from .registry import as_stream
 from .registry import default_ranges as _registry_defaults
 
 __all__ = ["degrade", "DegradedPair", "default_ranges", "run_chain"]
-
-_UINT8 = np.dtype(np.uint8)
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,39 +152,35 @@ def _alone_uint8(atom: Any, image: np.ndarray, stream: Stream, table: Mapping[st
     ``quantize(atom.apply(float32(image)))``, without the float32 image): ``(uint8 image, drawn params)``."""
     params = atom.draw(stream, image, table, atom=atom.name)
     result = atom.apply_uint8(image, stream, **params)
-    if type(result) is not np.ndarray or result.dtype is not _UINT8 or result.shape != image.shape:
-        if not isinstance(result, np.ndarray) or result.dtype != np.uint8 or result.shape != image.shape:
-            raise TypeError(f"atom {atom.name!r}: apply_uint8 must return a uint8 array of the image's shape "
-                            f"{image.shape}, got {_describe(result)}")
+    if not isinstance(result, np.ndarray) or result.dtype != np.uint8 or result.shape != image.shape:
+        raise TypeError(f"atom {atom.name!r}: apply_uint8 must return a uint8 array of the image's shape "
+                        f"{image.shape}, got {_describe(result)}")
     return result, params
-
 
 
 @dataclass(frozen=True)
 class _Step:
-    """How :func:`degrade` runs one modality of a setting: its chain and, when the chain is one atom with a uint8
-    path (``apply_uint8``), that atom and its default table (the atoms' default ranges with the setting's severity
-    level laid over them; each call hands the atom a fresh copy of the table, as :meth:`Setting.atom_ranges`)."""
+    """How :func:`degrade` runs one modality of a setting: when its chain is one atom with a uint8 path
+    (``apply_uint8``), that atom and its default table (the atoms' default ranges with the setting's severity level
+    laid over them; each call hands the atom a fresh copy of the table, as :meth:`Setting.atom_ranges`), else
+    None for both (the float chain runs)."""
 
     modality: str
-    chain: tuple[Any, ...]
     alone: Any
     alone_defaults: dict[str, Any] | None
 
 
-#: Setting -> (registry generation, its canonical name, its steps); bounded like the setting caches, used only
-#: while the registry's generation is unchanged (a register / unregister of any atom re-plans)
-_PLANS: dict[Setting, tuple[int, str, tuple[_Step, ...]]] = {}
-_PLANS_MAX = 4096
+#: Setting -> its canonical name and steps (:func:`demmi_rf.settings.remember`: bounded like the setting caches,
+#: used only while the registry's generation is unchanged, so a register / unregister of any atom re-plans)
+_PLANS: dict[Setting, tuple[int, tuple[str, tuple[_Step, ...]]]] = {}
 
 
 def _plan(s: Setting) -> tuple[str, tuple[_Step, ...]]:
     """The canonical name of ``s`` and its steps for the modalities it changes (VIS, then IR), cached per registry
     generation."""
-    generation = ATOMS.generation
-    hit = _PLANS.get(s)
-    if hit is not None and hit[0] == generation:
-        return hit[1], hit[2]
+    hit = cached(_PLANS, s)
+    if hit is not None:
+        return hit
     steps = []
     for modality in ("vis", "ir"):
         chain = s.chain(modality)
@@ -194,11 +188,10 @@ def _plan(s: Setting) -> tuple[str, tuple[_Step, ...]]:
             continue
         alone = chain[0] if len(chain) == 1 and chain[0].apply_uint8 is not None else None
         defaults = s.atom_ranges(alone.name, _registry_defaults((alone.name,))) if alone is not None else None
-        steps.append(_Step(modality, chain, alone, defaults))
-    if len(_PLANS) >= _PLANS_MAX:
-        _PLANS.clear()
-    _PLANS[s] = (generation, s.name, tuple(steps))
-    return s.name, tuple(steps)
+        steps.append(_Step(modality, alone, defaults))
+    plan = (s.name, tuple(steps))
+    remember(_PLANS, s, plan)
+    return plan
 
 
 def degrade(
