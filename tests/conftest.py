@@ -71,6 +71,18 @@ def run_cli(args: list[str], ok: bool = True):
     return result
 
 
+def compiled_or_skip(loader):
+    """``loader()`` (a probed routine or module of the optional compiled kernel), or a skip of the calling test
+    when it is None: the kernel was not built here, and the numpy path it would replace is what runs (and is
+    tested) on this machine."""
+    import pytest
+
+    found = loader()
+    if found is None:
+        pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
+    return found
+
+
 def kernel_swapped_is_refused(monkeypatch, replacement: object, probe) -> None:
     """Put ``replacement`` in the place of the compiled kernel ``demmi_rf._zigfast`` and check that ``probe`` (an
     ``lru_cache``-d loader that probes a routine against its numpy twin) refuses it (returns None), then that the

@@ -16,7 +16,7 @@ from demmi_rf.errors import SettingError
 from demmi_rf.rng import generator, stable_words
 from demmi_rf.settings import parse_setting
 
-from .conftest import kernel_swapped_is_refused
+from .conftest import compiled_or_skip, kernel_swapped_is_refused
 
 
 def _spec(name: str, stage: int = STAGE_SCENE + 7) -> AtomSpec:
@@ -128,9 +128,7 @@ def test_the_compiled_seed_state_is_numpys_seedsequence(monkeypatch):
 def test_seed_state_matches_numpy_on_many_keys():
     from demmi_rf import rng
 
-    seed_state = rng._seed_kernel()
-    if seed_state is None:
-        pytest.skip("the compiled kernel is not built here")
+    seed_state = compiled_or_skip(rng._seed_kernel)
     words_rng = np.random.default_rng(3)
     for n in [8] * 500 + [1, 2, 3, 4, 5, 9, 16]:
         words = words_rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
@@ -142,9 +140,7 @@ def test_seed_state_matches_numpy_on_many_keys():
 def test_a_seed_kernel_that_differs_is_not_used(monkeypatch):
     from demmi_rf import rng
 
-    real = rng._seed_kernel()
-    if real is None:
-        pytest.skip("the compiled kernel is not built here")
+    real = compiled_or_skip(rng._seed_kernel)
 
     class Off:
         @staticmethod

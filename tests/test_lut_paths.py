@@ -8,7 +8,7 @@ import pytest
 from demmi_rf import degrade
 from demmi_rf.degradations import _arrays
 
-from .conftest import kernel_swapped_is_refused
+from .conftest import compiled_or_skip, kernel_swapped_is_refused
 
 SHAPES = [(1,), (7,), (3, 5), (32, 32), (31, 17, 3), (480, 640), (2, 3, 4, 5)]
 
@@ -109,9 +109,7 @@ def _quantize_inputs() -> list[np.ndarray]:
 
 
 def test_the_compiled_table_quantisation_is_quantize():
-    kernel = _arrays._table_kernel()
-    if kernel is None:
-        pytest.skip("the compiled kernel is not built here (numpy's quantize is what runs)")
+    kernel = compiled_or_skip(_arrays._table_kernel)
     for table in _quantize_inputs():
         assert kernel(table) == _arrays.quantize(table.copy()).tobytes()
     nan = np.full(256, 3.0, np.float32)
@@ -131,9 +129,7 @@ def test_table_lookup_gives_the_same_bytes_with_and_without_the_kernel_and_strin
 
 
 def test_a_table_kernel_that_differs_is_not_used(monkeypatch):
-    real = _arrays._table_kernel()
-    if real is None:
-        pytest.skip("the compiled kernel is not built here (numpy's quantize is what runs)")
+    real = compiled_or_skip(_arrays._table_kernel)
     def off_by_one_at_ties(table):
         codes = bytearray(real(table) or b"")
         for i, v in enumerate(table):

@@ -17,7 +17,7 @@ import pytest
 from demmi_rf import rng
 from demmi_rf.kernel import compiled_module
 
-from .conftest import kernel_swapped_is_refused
+from .conftest import compiled_or_skip, kernel_swapped_is_refused
 
 KERNEL_SOURCE = Path(rng.__file__).with_name("_zigfast.c")
 
@@ -25,15 +25,9 @@ KERNEL_SOURCE = Path(rng.__file__).with_name("_zigfast.c")
 LENGTHS = [0, 1, 2, 3, 15, 16, 17, 18, 19, 20, 255, 256, 257, 258, 259, 1000, 4099, 65536 + 3, 307200]
 
 
-def _kernel_or_skip():
-    if rng._pcg_kernel() is None:
-        pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
-    return rng._pcg_kernel()
-
-
 @pytest.mark.parametrize("seed", [0, 1, 20261130, 2**63 + 12345, 2**128 - 1])
 def test_raw_words_are_numpys_random_raw_and_leave_the_same_state(seed):
-    _kernel_or_skip()
+    compiled_or_skip(rng._pcg_kernel)
     ours, ref = np.random.PCG64(seed), np.random.PCG64(seed)
     for n in LENGTHS:
         got = rng.raw_words(ours, n)
@@ -44,7 +38,7 @@ def test_raw_words_are_numpys_random_raw_and_leave_the_same_state(seed):
 
 
 def test_raw_below_is_the_comparison_of_the_same_words():
-    _kernel_or_skip()
+    compiled_or_skip(rng._pcg_kernel)
     draws = np.random.default_rng(4)
     for threshold in [0, 1, 2**11, 2**63, 2**64 - 1] + [int(t) for t in draws.integers(0, 2**64, 20, np.uint64)]:
         for n in (0, 7, 256, 1001, 40000):
@@ -57,7 +51,7 @@ def test_raw_below_is_the_comparison_of_the_same_words():
 
 def test_a_buffered_32_bit_word_survives_the_kernel():
     """numpy keeps one half of a 64-bit word for the next 32-bit draw (``has_uint32``): random_raw leaves it."""
-    _kernel_or_skip()
+    compiled_or_skip(rng._pcg_kernel)
     ours, ref = np.random.PCG64(9), np.random.PCG64(9)
     for g in (ours, ref):
         np.random.Generator(g).integers(0, 2**32, dtype=np.uint32)
@@ -92,7 +86,7 @@ def test_raw_below_refuses_a_wrong_output_array():
 
 
 def test_a_pcg_kernel_that_differs_is_not_used(monkeypatch):
-    real = _kernel_or_skip()
+    real = compiled_or_skip(rng._pcg_kernel)
 
     class Off:
         @staticmethod
@@ -114,8 +108,7 @@ def test_a_pcg_kernel_that_differs_is_not_used(monkeypatch):
 def test_the_kernels_arithmetic_without_128_bit_integers_gives_the_same_words(tmp_path):
     """The kernel's portable path (64-bit halves, for compilers without ``unsigned __int128``, e.g. MSVC) built
     here with ``-DDEMMI_RF_NO_INT128``: the same words as numpy."""
-    if compiled_module() is None:
-        pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
+    compiled_or_skip(compiled_module)
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler to build the portable variant")
@@ -171,8 +164,7 @@ def test_a_keyed_stream_gives_the_generators_draws(k):
 
 
 def test_a_keyed_stream_before_any_numpy_draw_holds_no_generator():
-    if rng._light_kernel() is None:
-        pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
+    compiled_or_skip(rng._light_kernel)
     stream = rng.keyed_stream(rng.seed_material(1, "a/b", "lowcontrast", "ir"))
     stream.uniform(), stream.below(5), stream.uniforms(1000), stream.raw_below(1000, 2**62)
     assert stream._gen is None  # nothing needed numpy's Generator so far
@@ -191,9 +183,7 @@ def test_without_the_light_kernel_a_keyed_stream_wraps_the_generator(monkeypatch
 
 def test_the_kernels_sha256_is_hashlibs():
     """pcg64_keyed's SHA-256 (FIPS 180-4, in the kernel) on every padding case and multi-byte UTF-8."""
-    real = rng._light_kernel()
-    if real is None:
-        pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
+    real = compiled_or_skip(rng._light_kernel)
     import hashlib
 
     draws = np.random.default_rng(12)
@@ -209,9 +199,7 @@ def test_the_kernels_sha256_is_hashlibs():
 
 
 def test_a_light_kernel_that_differs_is_not_used(monkeypatch):
-    real = rng._light_kernel()
-    if real is None:
-        pytest.skip("the compiled kernel is not built here (the numpy path is what runs)")
+    real = compiled_or_skip(rng._light_kernel)
 
     def module_with(**changed):
         names = ("pcg64_fill", "pcg64_below", "pcg64_keyed", "pcg64_next", "seed_state", "fast_path", "slow_path",

@@ -13,7 +13,7 @@ from demmi_rf import rng as drng
 from demmi_rf import ziggurat
 from demmi_rf.ziggurat import normal, tables
 
-from .conftest import kernel_swapped_is_refused
+from .conftest import compiled_or_skip, kernel_swapped_is_refused
 
 
 # --- the tables -------------------------------------------------------------------------------------------
@@ -316,9 +316,7 @@ def test_the_kernels_slow_path_gives_the_numpy_bits_calls_and_stream_position(la
 def test_a_kernel_whose_slow_path_differs_is_not_used(monkeypatch):
     """The once-per-process probe also compares the slow path: a kernel that is off by one ulp there falls
     back to numpy."""
-    real = ziggurat._kernel()
-    if real is None:
-        pytest.skip("the compiled kernel is not built here")
+    real = compiled_or_skip(ziggurat._kernel)
 
     class OffByOneUlp:
         fast_path = staticmethod(real.fast_path)
@@ -422,9 +420,7 @@ def test_the_kernels_exp_gives_the_numpy_bits_over_the_whole_domain():
 def test_a_kernel_exp_that_differs_is_not_used(monkeypatch):
     from demmi_rf import portable_math as pm
 
-    real = pm._compiled_exp()
-    if real is None:
-        pytest.skip("the compiled kernel is not built here")
+    real = compiled_or_skip(pm._compiled_exp)
 
     class Off:
         @staticmethod
