@@ -26,6 +26,8 @@ from demmi_rf.degradations import ATOMS, codec_libraries, get, register_atom, un
 from demmi_rf.errors import RecipeError
 from demmi_rf.rng import Stream
 
+from .conftest import compiled_or_skip, kernel_swapped_is_refused
+
 _BEFORE = frozenset(s.name for s in ATOMS.specs())  # what the package registered by itself
 (exposure, ir_contrast, ir_noise, ir_stripe_gain, jpeg, lowlight, motion, rain, extended) = (
     importlib.import_module(f"demmi_rf.degradations.{m}") for m in (
@@ -518,20 +520,62 @@ def test_rains_uint8_path_beyond_uint8_counts_and_on_empty_images():
     assert rain.apply_uint8(empty, stream(1), **p).shape == (0, 5, 3)
 
 
-def test_motions_numpy_scaling_equals_opencvs_and_opencvs_is_checked_per_length(monkeypatch, msrs_pair):
+def test_motions_three_scalings_give_the_same_bytes_and_each_is_checked_per_length(monkeypatch, msrs_pair):
     from demmi_rf.degradations._arrays import quantize
 
     vis = msrs_pair[0][:90, :120]
-    fast = {(n, a): motion.blur_uint8(vis, n, a) for n in (1, 2, 3, 7, 15) for a in (0, 30, 90)}
-    assert all(motion._opencv_scales_exactly(n) for n in (1, 2, 3, 7, 15, 201))  # so the above used OpenCV
-    monkeypatch.setattr(motion, "_opencv_scales_exactly", lambda n: False)
-    assert all(np.array_equal(motion.blur_uint8(vis, n, a), y) for (n, a), y in fast.items())
+    cases = [(n, a) for n in (1, 2, 3, 7, 15, 17) for a in (0, 30, 90)]
+    calls = []
+    kernel = motion._scale_kernel()
+    if kernel is not None:  # count the compiled scaling's calls: used for the odd lengths with an integer form
+        monkeypatch.setattr(motion, "_scale_kernel", lambda: lambda *a: (calls.append(a[3]), kernel(*a))[1])
+    fast = {c: motion.blur_uint8(vis, *c) for c in cases}
+    if kernel is not None:
+        assert set(calls) == {21846, 9363, 4370}  # L = 3, 7, 15 (M = ceil(2**16 / L)); 1, 2, 17 have none
+    monkeypatch.setattr(motion, "_scale_kernel", lambda: None)  # no kernel: OpenCV's conversion
+    assert all(motion._opencv_scales_exactly(n) for n in (1, 2, 3, 7, 15, 17, 201))  # so the next used OpenCV
+    assert all(np.array_equal(motion.blur_uint8(vis, *c), y) for c, y in fast.items())
+    monkeypatch.setattr(motion, "_opencv_scales_exactly", lambda n: False)  # neither: numpy on the whole image
+    assert motion._finisher(7) is None
+    assert all(np.array_equal(motion.blur_uint8(vis, *c), y) for c, y in fast.items())
     long = motion.blur_uint8(vis[:20, :30], 300, 10)  # more than 257 cells: the float path, rounded
     assert np.array_equal(long, quantize(motion.apply(vis[:20, :30].astype(np.float32), length=300, angle=10)))
     s = np.arange(256 * 2, dtype=np.uint16).reshape(1, -1)  # sums of two cells
     assert motion.line_sum_uint16(np.array([[255, 255]], np.uint8), ((0, 0), (1, 0))).tolist() == [[510, 510]]
     with pytest.raises(ValueError, match="1..257 cells"):
         motion.line_sum_uint16(s.astype(np.uint8), ((0, 0),) * 258)
+
+
+def test_motions_integer_scaling_equals_the_float_rounding_on_every_sum():
+    """((S + b)·M) >> 16 (the compiled kernel's scaling) against rint(fl32(S)·fl32(1/L)) computed in float32 by
+    numpy, for every S = 0..255·L of each length that has an integer form; which lengths have one."""
+    kernel = compiled_or_skip(motion._scale_kernel)
+    forms = {n: motion._integer_scale(n) for n in range(1, 40)}
+    assert [n for n, f in forms.items() if f] == [3, 5, 7, 9, 11, 13, 15, 21, 29, 33]  # odd, not 17-19, 23-27
+    assert forms[5] == (2, 13108) and motion._integer_scale(201) is None
+    for n, form in [*forms.items(), (99, motion._integer_scale(99))]:
+        if form is None:
+            continue
+        s = np.arange(255 * n + 1, dtype=np.uint16)
+        want = np.rint(s.astype(np.float32) * np.float32(1.0 / n)).astype(np.uint8)
+        got = np.empty(s.size, np.uint8)
+        kernel(s, got, *form)
+        assert np.array_equal(got, want), n
+    for bad in [(np.zeros(4, np.uint16), np.zeros(3, np.uint8), 0, 1), (np.zeros(4, np.uint16), np.zeros(4, np.uint8),
+                                                                         1 << 16, 1)]:
+        with pytest.raises(ValueError, match="scale_u16"):
+            kernel(*bad)
+
+
+def test_motions_scaling_kernel_is_refused_when_it_differs_from_its_integer_twin(monkeypatch):
+    real = compiled_or_skip(motion._scale_kernel)
+
+    def rounds_up(src, dst, b, m):
+        real(src, dst, b, m)
+        dst[-1] ^= 1  # the last output off by one
+
+    kernel_swapped_is_refused(monkeypatch, type("Off", (), {"scale_u16": staticmethod(rounds_up)}),
+                              motion._scale_kernel)
 
 
 def _direct_line_sum(x: np.ndarray, cells) -> np.ndarray:

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -331,8 +331,9 @@ def _opencv_scales_exactly(length: int) -> bool:
 def blur_uint8(image: np.ndarray, length: int, angle: int) -> np.ndarray:
     """``quantize(blur(float32(image), L, θ))`` for a uint8 image, computed on integers: the cell sums S exactly
     in uint16 (:func:`line_sum_uint16`), then y = rint(clip(fl32(S)·fl32(1/L))), the float path's last step on
-    the same S, by ``cv2.convertScaleAbs`` when it provably rounds exactly so for this L
-    (:func:`_opencv_scales_exactly`; then in strips of rows, :func:`_blur_uint8_strips`), else with numpy."""
+    the same S, in strips of rows (:func:`_blur_uint8_strips`) by the first of these that provably gives it for
+    every S = 0..255·L of this L: the compiled kernel's integer form ((S + b)·M) >> 16 (:func:`_integer_scale`),
+    ``cv2.convertScaleAbs`` (:func:`_opencv_scales_exactly`); else with numpy on the whole image."""
     cells = line_cells(length, angle)
     x = np.asarray(image)
     if x.size == 0 or len(cells) > _UINT16_CELLS:
@@ -340,23 +341,82 @@ def blur_uint8(image: np.ndarray, length: int, angle: int) -> np.ndarray:
     h = x.shape[0]
     wc = x.size // max(h, 1)
     n = len(cells)
-    if _opencv_scales_exactly(n):
-        return _blur_uint8_strips(x, cells).reshape(x.shape)
-    # an OpenCV whose conversion rounds otherwise (tests force this branch): numpy on the whole image
+    finish = _finisher(n)
+    if finish is not None:
+        return _blur_uint8_strips(x, cells, finish).reshape(x.shape)
+    # no exact fast conversion for this L (tests force this branch): numpy on the whole image
     total = line_sum_uint16(x, cells, out=scratch("motion.sum16", (h, wc), np.uint16))
     work = total.astype(np.float32)
     work *= np.float32(1.0 / n)
     return quantize(work).reshape(x.shape)
 
 
+def _exact_levels(length: int) -> np.ndarray:
+    """rint(clip(fl32(S)·fl32(1/L))) for S = 0..255·L (uint8, numpy): what every fast conversion must give."""
+    want = np.arange(255 * length + 1, dtype=np.float32)
+    want *= np.float32(1.0 / length)
+    return quantize(want)
+
+
+@lru_cache(maxsize=512)
+def _integer_scale(length: int) -> tuple[int, int] | None:
+    r"""(b, M) with ((S + b)·M) >> 16 = rint(clip(fl32(S)·fl32(1/L))) for *every* S = 0..255·L (checked here,
+    exhaustively, in int64), or None. For odd L the candidate is b = (L − 1)/2, M = ⌈2¹⁶/L⌉: S/L is never a
+    tie, rint(S/L) = ⌊(S + b)/L⌋, and M/2¹⁶ exceeds 1/L by less than 1/(L·(255L + b)) for the lengths where the
+    check passes (L ≤ 15 and more); an even L has ties (round half to even) and gets None."""
+    want = _exact_levels(length).astype(np.int64)
+    s = np.arange(want.size, dtype=np.int64)
+    for b in ((length - 1) // 2, length // 2):
+        for m in (-(-(1 << 16) // length), (1 << 16) // length):
+            if s[-1] + b <= 0xFFFF and m <= 0xFFFF and np.array_equal(((s + b) * m) >> 16, want):
+                return b, m
+    return None
+
+
+@lru_cache(maxsize=1)
+def _scale_kernel() -> Callable[..., None] | None:
+    """The compiled kernel's ``scale_u16`` (((S + b)·M) >> 16, uint16 to uint8), or None: no kernel,
+    ``DEMMI_RF_NUMPY_ZIGGURAT=1``, or a probe (once per process) where it differs from the same integer
+    arithmetic in numpy."""
+    from ..kernel import compiled_routine  # noqa: PLC0415 - imported only when a motion blur runs
+
+    routine = compiled_routine("scale_u16")
+    if routine is None:
+        return None
+    probe = np.random.default_rng(0).integers(0, 3826, 4099).astype(np.uint16)  # L = 15's sums, an odd count
+    got = np.empty(probe.size, np.uint8)
+    routine(probe, got, 7, 4370)
+    want = ((probe.astype(np.int64) + 7) * 4370) >> 16
+    return routine if np.array_equal(got, want) else None
+
+
+def _finisher(length: int) -> Callable[[np.ndarray, np.ndarray], None] | None:
+    """``finish(sums, out)``: out (uint8, C-contiguous) = rint(clip(fl32(S)·fl32(1/L))) of the uint16 sums (of the
+    same size), by the compiled integer form when the kernel is there and it holds for this L, else by
+    ``cv2.convertScaleAbs`` when that rounds exactly so for this L; None when neither does."""
+    kernel = _scale_kernel()
+    form = _integer_scale(length) if kernel is not None else None
+    if form is not None:
+        b, m = form
+        return lambda sums, out: kernel(sums, out, b, m)
+    if _opencv_scales_exactly(length):
+        import cv2
+
+        alpha = float(np.float32(1.0 / length))
+        return lambda sums, out: cv2.convertScaleAbs(sums, dst=out, alpha=alpha)
+    return None
+
+
 #: bytes of one uint16 strip buffer of :func:`_blur_uint8_strips` (the padded strip, a pair sum, the sums)
-_STRIP_BYTES = 1 << 18
+_STRIP_BYTES = 1 << 20
 
 
-def _blur_uint8_strips(x: np.ndarray, cells: tuple[tuple[int, int], ...]) -> np.ndarray:
+def _blur_uint8_strips(x: np.ndarray, cells: tuple[tuple[int, int], ...],
+                       finish: Callable[[np.ndarray, np.ndarray], None]) -> np.ndarray:
     """:func:`blur_uint8`'s fast path in strips of rows: per strip the padded rows in uint16, the cell sums
-    (:func:`_sum_shifted`) and the scaling by ``cv2.convertScaleAbs`` into the output rows, so the uint16
-    buffers stay in cache; the same integer sums and the same conversion per element as on the whole image."""
+    (:func:`_sum_shifted`) and their conversion by ``finish`` (:func:`_finisher`) into the output rows, so the
+    uint16 buffers stay in cache; the same integer sums and the same conversion per element as on the whole
+    image."""
     import cv2
 
     x = np.ascontiguousarray(x)
@@ -369,7 +429,6 @@ def _blur_uint8_strips(x: np.ndarray, cells: tuple[tuple[int, int], ...]) -> np.
     pw = (w + 2 * px) * c
     padded = cv2.copyMakeBorder(src, py, py, px, px, cv2.BORDER_REFLECT_101).reshape(h + 2 * py, pw)
     offsets = [(py + dy, (px + dx) * c) for dx, dy in cells]
-    alpha = float(np.float32(1.0 / len(cells)))
     rows = max(1, min(h, _STRIP_BYTES // (2 * pw) - 2 * py))
     out = np.empty((h, wc), np.uint8)
     for y0 in range(0, h, rows):
@@ -378,7 +437,7 @@ def _blur_uint8_strips(x: np.ndarray, cells: tuple[tuple[int, int], ...]) -> np.
         np.copyto(p16, padded[y0 : y0 + m + 2 * py])
         sums = scratch("motion.stripsum16", (m, wc), np.uint16)
         _sum_shifted(p16, offsets, m, wc, sums)
-        cv2.convertScaleAbs(sums, dst=out[y0 : y0 + m], alpha=alpha)
+        finish(sums, out[y0 : y0 + m])
     return out
 
 
