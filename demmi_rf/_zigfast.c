@@ -19,8 +19,9 @@
  * quantize_table -- the composition's quantisation (clip to [0, 255], round half to even, uint8) of an atom's
  * float32 table on the 256 levels, as bytes (degradations/_arrays.py: table_lookup_uint8).
  *
- * scale_u16 -- the last step of the motion atom's uint8 path (degradations/motion.py): dst[i] = ((src[i] + b) * m) >> 16
- * on uint16 sums, an integer form of rint(fl32(S) * fl32(1/L)) that motion.py verifies for every possible sum.
+ * scale_u16 -- the last step of the motion atom's uint8 path (degradations/motion.py): on uint16 sums,
+ * dst[i] = ((src[i] + b) * m) >> 16, an integer form of rint(fl32(S) * fl32(1/L)) that motion.py accepts for a
+ * length only after checking it on every possible sum.
  *
  * seed_state -- numpy's SeedSequence mixing and generate_state(4, uint64) for a sample's key words (rng.py).
  *
