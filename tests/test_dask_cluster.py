@@ -174,3 +174,46 @@ def test_a_killed_scheduler_stops_the_driver_clearly_and_a_rerun_resumes(tmp_pat
         again.stop()
     assert len(report.reused) >= 2  # the shards finished before the scheduler died are kept
     assert _content_hash(out) == local_reference
+
+
+class _Future:
+    """A stand-in for a dask future: ``value`` is its result (or, with status "error", its task's exception);
+    ``lost`` is what fetching either raises when the connection is gone (``CommClosedError`` is an ``OSError``)."""
+
+    def __init__(self, key: str, status: str, value: object = None, lost: BaseException | None = None) -> None:
+        self.key, self.status, self.value, self.lost = key, status, value, lost
+
+    def result(self):
+        if self.lost is not None:
+            raise self.lost
+        return self.value
+
+    exception = result
+
+
+def test_a_scheduler_lost_between_a_completion_and_its_fetch_is_the_lost_scheduler_error():
+    """The race a killed scheduler can hit: the future completed, then fetching its result (or its error) finds the
+    connection closed. The driver reports the lost scheduler and how to resume, not a CommClosedError traceback;
+    the results taken before stay, and a task's own OSError is still that task's error."""
+    from types import SimpleNamespace
+
+    from demmi_rf.builder.executors import _collect
+
+    class CommClosed(OSError):
+        pass
+
+    tasks = {k: SimpleNamespace(file=f"{k}.h5") for k in "abc"}
+    running = SimpleNamespace(status="running")
+    for broken in [_Future("b", "finished", lost=CommClosed("connection reset by peer")),
+                   _Future("b", "error", lost=CommClosed("connection reset by peer")),
+                   _Future("b", "error", lost=TimeoutError("timed out")),
+                   _Future("b", "cancelled")]:
+        results, seen = {}, []
+        with pytest.raises(BuildError, match=r"lost the dask scheduler at tcp://h:1 after 1 of 3 shard\(s\) "
+                                             r"finished.*re-run the same command to resume") as info:
+            _collect(running, [_Future("a", "finished", {"n": 1}), broken, _Future("c", "finished", {"n": 3})],
+                     tasks, "tcp://h:1", 3, results, seen.append)
+        assert results == {"a.h5": {"n": 1}} and seen == [{"n": 1}]
+        assert broken.status == "cancelled" or isinstance(info.value.__cause__, (OSError, TimeoutError))
+    with pytest.raises(BuildError, match=r"shard b\.h5 failed: PermissionError: denied"):
+        _collect(running, [_Future("b", "error", PermissionError("denied"))], tasks, None, 3, {}, lambda r: None)

@@ -142,21 +142,33 @@ def _run_dask(tasks: Sequence[ShardTask], fn, workers: int, scheduler: str | Non
                              pure=False)
         by_key = {f.key: t for f, t in zip(futures, ordered)}
         try:
-            for fut in as_completed(futures):
-                task = by_key[fut.key]
-                if fut.status != "finished":
-                    if fut.status != "error" or client.status != "running":
-                        raise BuildError(_lost_scheduler_message(scheduler, len(results), len(tasks)))
-                    exc = fut.exception()
-                    client.cancel(futures)
-                    raise _as_build_error(exc, task)
-                results[task.file] = fut.result()
-                on_result(results[task.file])
+            _collect(client, as_completed(futures), by_key, scheduler, len(tasks), results, on_result)
         except BaseException:
             with contextlib.suppress(Exception):
                 client.cancel(futures)
             raise
     return results
+
+
+def _collect(client: Any, completed: Any, by_key: dict[str, ShardTask], scheduler: str | None, total: int,
+             results: dict[str, dict[str, Any]], on_result: OnResult) -> None:
+    """Take each finished dask future's result into ``results`` (and ``on_result``) as it completes. A future that
+    failed raises its task's error as a :class:`BuildError`; a lost scheduler (a future cancelled or lost, or the
+    connection closing while a result or an error is fetched: ``CommClosedError`` is an ``OSError``) raises the
+    lost-scheduler :class:`BuildError`, which says how to resume."""
+    for fut in completed:
+        task = by_key[fut.key]
+        if fut.status not in ("finished", "error") or (fut.status == "error" and client.status != "running"):
+            raise BuildError(_lost_scheduler_message(scheduler, len(results), total))
+        try:  # both fetch from the scheduler, which may have gone away since the future completed
+            failure = fut.exception() if fut.status == "error" else None
+            value = None if failure is not None else fut.result()
+        except (OSError, TimeoutError) as exc:
+            raise BuildError(_lost_scheduler_message(scheduler, len(results), total)) from exc
+        if failure is not None:
+            raise _as_build_error(failure, task)
+        results[task.file] = value
+        on_result(value)
 
 
 @contextlib.contextmanager
