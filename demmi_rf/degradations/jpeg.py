@@ -93,8 +93,6 @@ def draw(rng: Stream, image: np.ndarray, ranges: Mapping[str, Any], atom: str = 
 def compress(image: np.ndarray, quality: int) -> np.ndarray:
     """Encode the uint8 RGB (H x W x 3) or gray (H x W) ``image`` at ``quality`` and decode it (uint8): by the
     compiled round trip where it is used (see the module docstring), else by OpenCV's codec; the same bytes."""
-    import cv2
-
     if isinstance(quality, bool) or int(quality) != quality or not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality must be an integer in [1, 100], got {quality!r}")
     if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
@@ -107,32 +105,29 @@ def compress(image: np.ndarray, quality: int) -> np.ndarray:
         src = np.ascontiguousarray(src)
         out = np.empty(src.shape, np.uint8)
         kernel(src, out, src.shape[0], src.shape[1], 3 if colour else 1, int(quality))
-        return out[:, :, None] if squeeze else out
-    if colour:  # a pure channel swap into a reused per-thread buffer (no fresh pages per call)
-        src = cv2.cvtColor(src, cv2.COLOR_RGB2BGR, dst=_bgr_buffer(src.shape))
-    ok, buf = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:  # pragma: no cover - OpenCV encodes any non-empty uint8 image
-        raise RuntimeError("the JPEG encoder failed")
-    if not colour:
-        out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-    elif _rgb_decode_flag() is not None:  # libjpeg-turbo writes RGB, not BGR: the same values in our channel order
-        out = cv2.imdecode(buf, _rgb_decode_flag())
-    else:  # pragma: no cover - OpenCV < 4.10
-        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB, dst=out)
+    else:
+        out = _opencv_round_trip(src, quality)
     return out[:, :, None] if squeeze else out
 
 
 def _opencv_round_trip(image: np.ndarray, quality: int) -> np.ndarray:
-    """OpenCV's encode + decode of a uint8 RGB (H x W x 3) or gray (H x W) image: what :func:`compress` computes."""
+    """OpenCV's encode + decode of a uint8 RGB (H x W x 3) or gray (H x W) image (what :func:`compress` computes,
+    and the compiled round trip's probe)."""
     import cv2
 
     colour = image.ndim == 3
-    src = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if colour else image
-    buf = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])[1]
+    src = image
+    if colour:  # a pure channel swap into a reused per-thread buffer (no fresh pages per call)
+        src = cv2.cvtColor(image, cv2.COLOR_RGB2BGR, dst=_bgr_buffer(image.shape))
+    ok, buf = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV encodes any non-empty uint8 image
+        raise RuntimeError("the JPEG encoder failed")
     if not colour:
         return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    if _rgb_decode_flag() is not None:  # libjpeg-turbo writes RGB, not BGR: the same values in our channel order
+        return cv2.imdecode(buf, _rgb_decode_flag())
+    out = cv2.imdecode(buf, cv2.IMREAD_COLOR)  # pragma: no cover - OpenCV < 4.10
+    return cv2.cvtColor(out, cv2.COLOR_BGR2RGB, dst=out)  # pragma: no cover
 
 
 #: the compiled round trip handles images of at least this many rows and columns (smaller ones go to OpenCV)
