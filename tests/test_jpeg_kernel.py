@@ -161,3 +161,16 @@ def test_a_kernel_that_differs_from_opencv_or_lacks_avx2_is_not_used(monkeypatch
             jpeg._round_trip_kernel.cache_clear()
     monkeypatch.setenv(kernel.NUMPY_ONLY_ENV, "1")
     assert kernel.compiled_module("_jpegfast") is None
+
+
+def test_threads_share_the_kernel_safely(msrs_pair):
+    """The kernel releases the GIL and allocates its planes per call: eight threads compressing at once get what
+    one thread gets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    compiled_or_skip(jpeg._round_trip_kernel)
+    vis = msrs_pair[0]
+    want = {q: jpeg.compress(vis, q) for q in (7, 30, 55, 90)}
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda q: (q, jpeg.compress(vis, q)), [q for q in want for _ in range(6)]))
+    assert all(np.array_equal(y, want[q]) for q, y in got)
