@@ -328,11 +328,9 @@ def _opencv_scales_exactly(length: int) -> bool:
     of a wider array): checked once per process and length, so the fast path can never change a byte."""
     import cv2
 
-    n = 255 * length + 1
+    want = _exact_levels(length)
+    n = want.size
     levels = np.arange(n, dtype=np.uint16)
-    want = levels.astype(np.float32)
-    want *= np.float32(1.0 / length)
-    want = quantize(want)
     alpha = float(np.float32(1.0 / length))
     row = cv2.convertScaleAbs(levels.reshape(1, n), alpha=alpha).reshape(n)
     wide = np.zeros((n, 2), np.uint16)
@@ -374,15 +372,15 @@ def _exact_levels(length: int) -> np.ndarray:
 @lru_cache(maxsize=512)
 def _integer_scale(length: int) -> tuple[int, int] | None:
     r"""(b, M) with ((S + b)·M) >> 16 = rint(clip(fl32(S)·fl32(1/L))) for *every* S = 0..255·L (checked here,
-    exhaustively, in int64), or None. For odd L the candidate is b = (L − 1)/2, M = ⌈2¹⁶/L⌉: S/L is never a
+    exhaustively, in int64), or None. The candidate is b = (L − 1)/2, M = ⌈2¹⁶/L⌉: for odd L, S/L is never a
     tie, rint(S/L) = ⌊(S + b)/L⌋, and M/2¹⁶ exceeds 1/L by less than 1/(L·(255L + b)) for the lengths where the
-    check passes (L ≤ 15 and more); an even L has ties (round half to even) and gets None."""
+    check passes (L = 3-15 and more); an even L has ties (round half to even) and fails the check, L = 1 needs
+    M = 2¹⁶, which does not fit the kernel's 16 bits."""
     want = _exact_levels(length).astype(np.int64)
     s = np.arange(want.size, dtype=np.int64)
-    for b in ((length - 1) // 2, length // 2):
-        for m in (-(-(1 << 16) // length), (1 << 16) // length):
-            if s[-1] + b <= 0xFFFF and m <= 0xFFFF and np.array_equal(((s + b) * m) >> 16, want):
-                return b, m
+    b, m = (length - 1) // 2, -(-(1 << 16) // length)
+    if s[-1] + b <= 0xFFFF and m <= 0xFFFF and np.array_equal(((s + b) * m) >> 16, want):
+        return b, m
     return None
 
 
