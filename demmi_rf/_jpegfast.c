@@ -366,6 +366,21 @@ static int gray(const uint8_t *src, uint8_t *dst, Py_ssize_t h, Py_ssize_t w, in
     return 0;
 }
 
+/* The colour conversions' constants, FIX(c) = round(c * 2^16) (jccolor, jdcolor), and their rounding terms */
+#define Y_R 19595   /* 0.29900 */
+#define Y_G 38470   /* 0.58700 */
+#define Y_B 7471    /* 0.11400 */
+#define CB_R (-11059) /* -0.16874 */
+#define CB_G (-21709) /* -0.33126 */
+#define CR_G (-27439) /* -0.41869 */
+#define CR_B (-5329) /* -0.08131 */
+#define ONE_HALF 32768 /* 0.5: the rounding term, and Cb's B weight and Cr's R weight */
+#define CBCR_ROUND ((128 << 16) + 32767) /* the chroma offset 128 and ONE_HALF - 1 */
+#define R_CR 91881  /* 1.40200 */
+#define G_CB (-22554) /* -0.34414 */
+#define G_CR (-46802) /* -0.71414 */
+#define B_CB 116130 /* 1.77200 */
+
 /* The row loops of the colour round trip in portable C (the AVX2 versions follow). */
 
 /* RGB -> Y (uint8), Cb, Cr (int16) on one row of n pixels (jccolor: 16-bit fixed point, Y rounded half up,
@@ -373,9 +388,9 @@ static int gray(const uint8_t *src, uint8_t *dst, Py_ssize_t h, Py_ssize_t w, in
 static void rgb_row(const uint8_t *s, Py_ssize_t n, uint8_t *yo, int16_t *cb, int16_t *cr) {
     for (Py_ssize_t x = 0; x < n; x++) {
         const int32_t r = s[3 * x], g = s[3 * x + 1], b = s[3 * x + 2];
-        yo[x] = (uint8_t)((19595 * r + 38470 * g + 7471 * b + 32768) >> 16);
-        cb[x] = (int16_t)((-11059 * r - 21709 * g + 32768 * b + (128 << 16) + 32767) >> 16);
-        cr[x] = (int16_t)((32768 * r - 27439 * g - 5329 * b + (128 << 16) + 32767) >> 16);
+        yo[x] = (uint8_t)((Y_R * r + Y_G * g + Y_B * b + ONE_HALF) >> 16);
+        cb[x] = (int16_t)((CB_R * r + CB_G * g + ONE_HALF * b + CBCR_ROUND) >> 16);
+        cr[x] = (int16_t)((ONE_HALF * r + CR_G * g + CR_B * b + CBCR_ROUND) >> 16);
     }
 }
 
@@ -400,9 +415,9 @@ static void fancy_row(const uint8_t *near_, const uint8_t *far_, Py_ssize_t n, i
 static void ycc_row(const uint8_t *yr, const int16_t *cb, const int16_t *cr, Py_ssize_t n, uint8_t *o) {
     for (Py_ssize_t x = 0; x < n; x++) {
         const int32_t yy = yr[x], b = cb[x] - 128, r = cr[x] - 128;
-        const int32_t rv = yy + ((91881 * r + 32768) >> 16);
-        const int32_t gv = yy + ((-22554 * b + 32768 - 46802 * r) >> 16);
-        const int32_t bv = yy + ((116130 * b + 32768) >> 16);
+        const int32_t rv = yy + ((R_CR * r + ONE_HALF) >> 16);
+        const int32_t gv = yy + ((G_CB * b + ONE_HALF + G_CR * r) >> 16);
+        const int32_t bv = yy + ((B_CB * b + ONE_HALF) >> 16);
         o[3 * x] = (uint8_t)(rv < 0 ? 0 : (rv > 255 ? 255 : rv));
         o[3 * x + 1] = (uint8_t)(gv < 0 ? 0 : (gv > 255 ? 255 : gv));
         o[3 * x + 2] = (uint8_t)(bv < 0 ? 0 : (bv > 255 ? 255 : bv));
@@ -410,27 +425,19 @@ static void ycc_row(const uint8_t *yr, const int16_t *cb, const int16_t *cr, Py_
 }
 
 #ifdef JPEG_HAVE_AVX2
-/* byte shuffles that gather the R, G, B of 16 interleaved pixels (three 16-byte loads) and scatter them back */
-static const int8_t DEINT[9][16] = {
-    {0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1},    /* R from bytes 0-15 */
-    {-1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14, -1, -1, -1, -1, -1},   /* R from bytes 16-31 */
-    {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 4, 7, 10, 13},   /* R from bytes 32-47 */
-    {1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1},   /* G */
-    {-1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1},
-    {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14},
-    {2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1},   /* B */
-    {-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1},
-    {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15},
-};
-/* INTER[k][c]: where output bytes 16k..16k+15 take channel c's bytes from (its 16-byte vector) */
+/* byte shuffles (pshufb masks, -1 = zero) between 16 interleaved RGB pixels (48 bytes, three 16-byte vectors) and
+ * their R, G, B vectors: DEINT[3c + k][j] = where channel c's pixel j lies in interleaved vector k (byte 3j + c);
+ * INTER[k][c][j] = which of channel c's pixels fills byte j of interleaved vector k (byte 16k + j) */
+static int8_t DEINT[9][16];
 static int8_t INTER[3][3][16];
 
-static void init_inter(void) {
+static void init_shuffles(void) {
     for (int k = 0; k < 3; k++) {
         for (int c = 0; c < 3; c++) {
             for (int j = 0; j < 16; j++) {
-                const int byte = 16 * k + j;
+                const int byte = 16 * k + j, from = 3 * j + c;
                 INTER[k][c][j] = (int8_t)(byte % 3 == c ? byte / 3 : -1);
+                DEINT[3 * c + k][j] = (int8_t)(from / 16 == k ? from % 16 : -1);
             }
         }
     }
@@ -462,12 +469,11 @@ static AVX2 void rgb_row_avx2(const uint8_t *s, Py_ssize_t n, uint8_t *yo, int16
         for (int hlf = 0; hlf < 2; hlf++) {
             const __m256i r = hlf ? widen_hi(r8) : widen_lo(r8), g = hlf ? widen_hi(g8) : widen_lo(g8);
             const __m256i bb = hlf ? widen_hi(b8) : widen_lo(b8);
-            yv[hlf] = VSRA(VADD(VADD(VMUL(r, 19595), VMUL(g, 38470)), VADD(VMUL(bb, 7471), _mm256_set1_epi32(32768))),
-                           16);
-            cbv[hlf] = VSRA(VADD(VADD(VMUL(r, -11059), VMUL(g, -21709)),
-                                 VADD(_mm256_slli_epi32(bb, 15), _mm256_set1_epi32((128 << 16) + 32767))), 16);
-            crv[hlf] = VSRA(VADD(VADD(_mm256_slli_epi32(r, 15), VMUL(g, -27439)),
-                                 VADD(VMUL(bb, -5329), _mm256_set1_epi32((128 << 16) + 32767))), 16);
+            const __m256i round = _mm256_set1_epi32(CBCR_ROUND);
+            yv[hlf] = VSRA(VADD(VADD(VMUL(r, Y_R), VMUL(g, Y_G)), VADD(VMUL(bb, Y_B), _mm256_set1_epi32(ONE_HALF))), 16);
+            /* the 0.5 weights as shifts: ONE_HALF * x = x << 15 */
+            cbv[hlf] = VSRA(VADD(VADD(VMUL(r, CB_R), VMUL(g, CB_G)), VADD(_mm256_slli_epi32(bb, 15), round)), 16);
+            crv[hlf] = VSRA(VADD(VADD(_mm256_slli_epi32(r, 15), VMUL(g, CR_G)), VADD(VMUL(bb, CR_B), round)), 16);
         }
         const __m256i y16 = pack16(yv[0], yv[1]);
         _mm_storeu_si128((__m128i *)(yo + x), _mm_packus_epi16(_mm256_castsi256_si128(y16),
@@ -516,7 +522,7 @@ static AVX2 void ycc_row_avx2(const uint8_t *yr, const int16_t *cb, const int16_
     for (int k = 0; k < 3; k++) {
         for (int c = 0; c < 3; c++) m[k][c] = _mm_loadu_si128((const __m128i *)INTER[k][c]);
     }
-    const __m256i k128 = _mm256_set1_epi32(128), half = _mm256_set1_epi32(32768);
+    const __m256i k128 = _mm256_set1_epi32(128), half = _mm256_set1_epi32(ONE_HALF);
     Py_ssize_t x = 0;
     for (; x + 16 <= n; x += 16) {
         const __m128i y8 = _mm_loadu_si128((const __m128i *)(yr + x));
@@ -528,9 +534,9 @@ static AVX2 void ycc_row_avx2(const uint8_t *yr, const int16_t *cb, const int16_
             const __m128i cbh = hlf ? _mm256_extracti128_si256(cb16, 1) : _mm256_castsi256_si128(cb16);
             const __m128i crh = hlf ? _mm256_extracti128_si256(cr16, 1) : _mm256_castsi256_si128(cr16);
             const __m256i b = VSUB(_mm256_cvtepi16_epi32(cbh), k128), r = VSUB(_mm256_cvtepi16_epi32(crh), k128);
-            rv[hlf] = VADD(yy, VSRA(VADD(VMUL(r, 91881), half), 16));
-            gv[hlf] = VADD(yy, VSRA(VADD(VADD(VMUL(b, -22554), half), VMUL(r, -46802)), 16));
-            bv[hlf] = VADD(yy, VSRA(VADD(VMUL(b, 116130), half), 16));
+            rv[hlf] = VADD(yy, VSRA(VADD(VMUL(r, R_CR), half), 16));
+            gv[hlf] = VADD(yy, VSRA(VADD(VADD(VMUL(b, G_CB), half), VMUL(r, G_CR)), 16));
+            bv[hlf] = VADD(yy, VSRA(VADD(VMUL(b, B_CB), half), 16));
         }
         __m128i ch[3];
         const __m256i rr = pack16(rv[0], rv[1]), gg = pack16(gv[0], gv[1]), bb = pack16(bv[0], bv[1]);
@@ -687,7 +693,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_jpegfast", NULL, -1
 
 PyMODINIT_FUNC PyInit__jpegfast(void) {
 #ifdef JPEG_HAVE_AVX2
-    init_inter();
+    init_shuffles();
 #endif
     return PyModule_Create(&module);
 }
